@@ -1,0 +1,243 @@
+"""Accuracy, pairwise agreement and the probit line: the core maths (numpy and scipy only).
+
+Agreement between two models is the fraction of samples on which their hard predictions
+are the same class. The kernel packs each model's class indices into bit planes (bit ``b``
+of the class index of 64 samples per word), so two models disagree on a sample exactly when
+some plane differs there; one XOR per plane, an OR across planes and a popcount compare 64
+samples at once. Samples are processed in chunks, so memory stays bounded by
+``n_models x chunk``, and rows are shared among threads (numpy releases the GIL).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import ndtri
+
+from ontheline.predictions import Predictions, as_predictions
+
+# 256 words of 64 samples: one row's planes stay in L1/L2 while every other row streams past.
+_CHUNK_WORDS = 256
+_CHUNK_SAMPLES = 64 * _CHUNK_WORDS
+
+
+def accuracy(preds: Any, labels: Any) -> np.ndarray:
+    """Each model's accuracy.
+
+    Parameters
+    ----------
+    preds : Predictions or array-like
+        Labels ``(n_models, n_samples)`` or probabilities ``(n_models, n_samples, n_classes)``.
+    labels : array-like of shape (n_samples,)
+        True class labels, in the class order of ``preds``.
+
+    Returns
+    -------
+    ndarray of shape (n_models,)
+        Fractions in [0, 1].
+
+    Examples
+    --------
+    >>> accuracy([[0, 1, 1, 0], [0, 0, 0, 0]], [0, 1, 0, 0]).tolist()
+    [0.75, 0.75]
+    """
+    p = as_predictions(preds)
+    y = encode_labels(p, labels, "labels")
+    return (p.labels == y).mean(axis=1)
+
+
+def encode_labels(preds: Predictions, labels: Any, name: str) -> np.ndarray:
+    """Check that ``labels`` has one entry per sample of ``preds`` and map it to class indices."""
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.shape[0] != preds.n_samples:
+        raise ValueError(
+            f"{name} must have one label per sample: expected shape ({preds.n_samples},), got {y.shape}."
+        )
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all() or not np.all(y == np.round(y)):
+            raise ValueError(f"{name} must hold class labels; it has non-integer or non-finite values.")
+        y = y.astype(np.int64)
+    return preds.encode(y, name)
+
+
+def pairwise_agreement(preds: Any, *, n_threads: int | None = None) -> np.ndarray:
+    """Fraction of samples on which each pair of models predicts the same class.
+
+    Parameters
+    ----------
+    preds : Predictions or array-like
+        Labels ``(n_models, n_samples)`` or probabilities ``(n_models, n_samples, n_classes)``.
+    n_threads : int, optional
+        Threads to use (default: the CPUs available to this process).
+
+    Returns
+    -------
+    ndarray of shape (n_models, n_models)
+        Symmetric, with ones on the diagonal.
+
+    Examples
+    --------
+    >>> pairwise_agreement([[0, 1, 2, 2], [0, 1, 2, 0], [1, 1, 1, 1]]).tolist()
+    [[1.0, 0.75, 0.25], [0.75, 1.0, 0.25], [0.25, 0.25, 1.0]]
+    """
+    p = as_predictions(preds)
+    return agreement_counts(p.labels, n_threads=n_threads) / p.n_samples
+
+
+def agreement_counts(labels: np.ndarray, *, n_threads: int | None = None) -> np.ndarray:
+    """Number of samples on which each pair agrees, ``(n_models, n_models)`` int64.
+
+    ``labels`` is ``(n_models, n_samples)`` of non-negative integer class indices.
+    """
+    n_models, n_samples = labels.shape
+    n_planes = max(1, int(labels.max()).bit_length()) if labels.size else 1
+    disagree = np.zeros((n_models, n_models), np.int64)
+    threads = max(1, min(n_threads or _available_cpus(), n_models - 1))
+    with ThreadPoolExecutor(threads) if threads > 1 else _Inline() as pool:
+        for start in range(0, n_samples, _CHUNK_SAMPLES):
+            planes = _bit_planes(labels[:, start : start + _CHUNK_SAMPLES], n_planes)
+            rows = [range(t, n_models - 1, threads) for t in range(threads)]
+            list(pool.map(lambda r: _count_disagreements(planes, r, disagree), rows))
+    disagree += disagree.T
+    return n_samples - disagree
+
+
+def _bit_planes(labels: np.ndarray, n_planes: int) -> np.ndarray:
+    """``(n_planes, n_models, n_words)`` uint64: bit ``b`` of each class index, 64 samples a word.
+
+    Padding bits are 0 for every model, so they never count as a disagreement.
+    """
+    n_models, n_samples = labels.shape
+    n_words = -(-n_samples // 64)
+    planes = np.zeros((n_planes, n_models, n_words * 8), np.uint8)
+    for b in range(n_planes):
+        bits = np.bitwise_and(np.right_shift(labels, b), 1).astype(bool)
+        planes[b, :, : -(-n_samples // 8)] = np.packbits(bits, axis=1, bitorder="little")
+    return planes.view(np.uint64)
+
+
+def _count_disagreements(planes: np.ndarray, rows: range, out: np.ndarray) -> None:
+    """Add, for each row i in ``rows`` and each j > i, the disagreements of models i and j to ``out[i, j]``."""
+    n_planes, n_models, n_words = planes.shape
+    differ = np.empty((n_models, n_words), np.uint64)
+    scratch = np.empty((n_models, n_words), np.uint64)
+    for i in rows:
+        d = differ[: n_models - i - 1]
+        s = scratch[: n_models - i - 1]
+        np.bitwise_xor(planes[0, i], planes[0, i + 1 :], out=d)
+        for b in range(1, n_planes):
+            np.bitwise_xor(planes[b, i], planes[b, i + 1 :], out=s)
+            np.bitwise_or(d, s, out=d)
+        out[i, i + 1 :] += np.bitwise_count(d).sum(axis=1, dtype=np.int64)
+
+
+class _Inline:
+    """A stand-in for a one-thread pool: runs ``map`` in the caller's thread."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def map(self, fn: Any, items: Any) -> Any:
+        return map(fn, items)
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def probit(p: Any, n_samples: int | None = None) -> np.ndarray:
+    """Inverse standard-normal CDF, Phi^-1(p).
+
+    With ``n_samples`` given, ``p`` is first clipped to ``[1/(2N), 1 - 1/(2N)]``: an accuracy
+    of exactly 0 or 1 measured on N samples then maps to a finite value instead of -inf / inf.
+
+    Examples
+    --------
+    >>> float(probit(0.5))
+    0.0
+    >>> bool(np.isfinite(probit(1.0, n_samples=100)))
+    True
+    """
+    p = np.asarray(p, dtype=np.float64)
+    if n_samples is not None:
+        eps = 0.5 / n_samples
+        p = np.clip(p, eps, 1.0 - eps)
+    return ndtri(p)
+
+
+@dataclass(frozen=True)
+class AgreementLine:
+    """The least-squares line ``probit(OOD agreement) = slope * probit(ID agreement) + bias``.
+
+    Attributes
+    ----------
+    slope, bias : float
+        Fitted over the kept model pairs.
+    r2 : float
+        Coefficient of determination of the fit; the label-free trust diagnostic.
+    n_pairs : int
+        Number of pairs kept by the agreement filter.
+    """
+
+    slope: float
+    bias: float
+    r2: float
+    n_pairs: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"slope": self.slope, "bias": self.bias, "r2": self.r2, "n_pairs": self.n_pairs}
+
+
+def kept_pairs(id_agreement: np.ndarray, ood_agreement: np.ndarray, keep: tuple[float, float]) -> np.ndarray:
+    """Boolean ``(n_models, n_models)`` mask of pairs i < j whose ID and OOD agreement both lie in ``keep``."""
+    low, high = keep
+    inside = (id_agreement >= low) & (id_agreement <= high) & (ood_agreement >= low) & (ood_agreement <= high)
+    return np.triu(inside, k=1)
+
+
+def fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Ordinary least squares ``y = slope * x + bias``; returns ``(slope, bias, r2)``.
+
+    Examples
+    --------
+    >>> fit_line(np.array([0.0, 1.0, 2.0]), np.array([1.0, 3.0, 5.0]))
+    (2.0, 1.0, 1.0)
+    """
+    x_mean, y_mean = x.mean(), y.mean()
+    sxx = float(((x - x_mean) ** 2).sum())
+    slope = float(((x - x_mean) * (y - y_mean)).sum()) / sxx
+    bias = float(y_mean - slope * x_mean)
+    ss_res = float(((y - slope * x - bias) ** 2).sum())
+    ss_tot = float(((y - y_mean) ** 2).sum())
+    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else float(ss_res == 0.0)
+    return slope, bias, r2
+
+
+def fit_agreement_line(
+    id_agreement: np.ndarray, ood_agreement: np.ndarray, keep: tuple[float, float] = (0.05, 0.98)
+) -> tuple[AgreementLine, np.ndarray]:
+    """Fit the probit agreement line over the pairs kept by the filter.
+
+    Returns the line and the ``(n_models, n_models)`` mask of kept pairs (upper triangle).
+    Raises ValueError when fewer than 2 pairs are kept or their ID agreements are all equal.
+    """
+    mask = kept_pairs(id_agreement, ood_agreement, keep)
+    n_pairs = int(mask.sum())
+    x = probit(id_agreement[mask])
+    if n_pairs < 2 or np.ptp(x) == 0:
+        raise ValueError(
+            f"The agreement line needs at least 2 model pairs with distinct ID agreement inside {list(keep)}; "
+            f"{n_pairs} pairs were kept. Add more diverse models, or widen the agreement filter (keep=)."
+        )
+    slope, bias, r2 = fit_line(x, probit(ood_agreement[mask]))
+    return AgreementLine(slope, bias, r2, n_pairs), mask

@@ -1,0 +1,206 @@
+"""The ``ontheline`` command line: ``estimate`` on your own predictions, ``demo`` on a generated zoo.
+
+Bad input exits with status 2 and one line on stderr that names the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import zipfile
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ontheline.estimators import METHODS
+from ontheline.pipeline import Evaluation, evaluate
+from ontheline.predictions import Predictions, as_predictions
+
+_SCORE_KEYS = ("probs", "logits", "preds")
+
+
+class InputError(ValueError):
+    """A problem with what the user passed; reported as one line, exit status 2."""
+
+
+def load_npz(path: str, role: str, *, labels_required: bool) -> tuple[Predictions, np.ndarray | None]:
+    """Read one NPZ of predictions: ``labels``, exactly one of ``probs`` / ``logits`` / ``preds``, ``models``, optional ``classes``."""
+    flag = f"--{role}"
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except FileNotFoundError:
+        raise InputError(f"{flag} file {path!r} does not exist; pass the path of an NPZ file.") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise InputError(f"{flag} file {path!r} is not a readable NPZ file ({exc}); save it with numpy.savez.") from None
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise InputError(
+                f"{flag} file {path!r} holds Python objects; save model names and classes as string arrays "
+                "(numpy.array(names, dtype=str)), not object arrays."
+            ) from None
+        raise InputError(f"{flag} file {path!r} could not be read: {exc}") from None
+    present = [k for k in _SCORE_KEYS if k in arrays]
+    if len(present) != 1:
+        found = f"found {present}" if present else f"found keys {sorted(arrays)}"
+        raise InputError(f"{flag} file {path!r} must hold exactly one of 'probs', 'logits' or 'preds'; {found}.")
+    if labels_required and "labels" not in arrays:
+        raise InputError(f"{flag} file {path!r} has no 'labels' key; the ID file needs the true labels (n_samples,).")
+    kind = {"probs": "probs", "logits": "logits", "preds": "labels"}[present[0]]
+    models = arrays["models"].tolist() if "models" in arrays else None
+    classes = arrays["classes"].tolist() if "classes" in arrays else None
+    try:
+        preds = as_predictions(arrays[present[0]], models=models, classes=classes, kind=kind, name=f"{flag} '{present[0]}'")
+    except ValueError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    return preds, arrays.get("labels")
+
+
+def _format_table(evaluation: Evaluation) -> str:
+    methods = list(evaluation.results)
+    truth = evaluation.ood_accuracy
+    rank = {r.name: r.rank for r in evaluation.ranking()}
+    header = ["rank", "model", "ID acc", *methods] + (["OOD acc (true)"] if truth is not None else [])
+    first = next(iter(evaluation.results.values()))
+    rows = []
+    for i, name in sorted(enumerate(evaluation.models), key=lambda item: rank[item[1]]):
+        cells = [str(rank[name]), name, _pct(first.id_accuracy[i])]
+        for m in methods:
+            result = evaluation.results[m]
+            cell = _pct(result.ood_accuracy[i])
+            if result.interval is not None and np.isfinite(result.interval[i]).all():
+                low, high = result.interval[i]
+                cell += f" [{100 * low:.1f}, {100 * high:.1f}]"
+            cells.append(cell)
+        if truth is not None:
+            cells.append(_pct(truth[i]))
+        rows.append(cells)
+    if truth is not None:
+        rows.append(["", "MAE (points)", "", *[f"{100 * v:.2f}" for v in evaluation.mae().values()], ""])
+    widths = [max(len(str(r[c])) for r in [header, *rows]) for c in range(len(header))]
+    lines = ["  ".join(str(c).rjust(w) if k != 1 else str(c).ljust(w) for k, (c, w) in enumerate(zip(r, widths))) for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join([*lines, "", _trust_banner(evaluation), f"Ranked by {evaluation.ranking_method}."])
+
+
+def _trust_banner(evaluation: Evaluation) -> str:
+    line = evaluation.line
+    if line is None:
+        return "Agreement line: not available (needs at least 3 models with pairs inside the agreement filter)."
+    stats = f"slope {line.slope:.3f}, bias {line.bias:.3f}, R² {line.r2:.3f} over {line.n_pairs} pairs"
+    threshold = next(iter(evaluation.results.values())).min_r2
+    if evaluation.trusted:
+        return f"Agreement line: {stats}. Agreement-on-the-line holds (R² >= {threshold}): the ALine estimates can be trusted."
+    return (
+        f"WARNING: agreement line {stats}. R² is below {threshold}: agreement-on-the-line may not hold for this "
+        "shift, and every estimate above may be off by many points."
+    )
+
+
+def _pct(value: float) -> str:
+    return f"{100 * float(value):.1f}"
+
+
+def _print_evaluation(evaluation: Evaluation, fmt: str) -> None:
+    if fmt == "json":
+        print(json.dumps(evaluation.to_dict(), indent=2))
+        return
+    print(_format_table(evaluation))
+    for method, reason in evaluation.skipped.items():
+        print(f"note: {method} skipped: {reason}", file=sys.stderr)
+    for message in evaluation.warnings:
+        print(f"note: {message}", file=sys.stderr)
+
+
+def _cmd_estimate(args: argparse.Namespace) -> None:
+    id_preds, id_labels = load_npz(args.id, "id", labels_required=True)
+    ood_preds, ood_labels = load_npz(args.ood, "ood", labels_required=False)
+    evaluation = evaluate(
+        id_preds, id_labels, ood_preds, methods=args.method, ood_labels=ood_labels,
+        min_r2=args.min_r2, n_bootstrap=args.bootstrap,
+    )  # fmt: skip
+    _print_evaluation(evaluation, args.format)
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from ontheline.synthetic import make_line_zoo
+
+    id_probs, id_labels, ood_probs, ood_labels = make_line_zoo(n_models=args.models, random_state=args.seed)
+    models = [f"linear_{i:02d}" for i in range(args.models)]
+    if args.format == "table":
+        print(
+            f"Demo: {args.models} linear classifiers on generated Gaussian data; the OOD set is a contrast-and-noise "
+            "shift of the ID set. True OOD labels are used only to score the estimates.\n"
+        )
+    evaluation = evaluate(
+        dict(zip(models, id_probs)), id_labels, dict(zip(models, ood_probs)), methods=args.method,
+        ood_labels=ood_labels, n_bootstrap=args.bootstrap,
+    )  # fmt: skip
+    _print_evaluation(evaluation, args.format)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # One line, status 2, no usage dump: the same contract as every other bad input.
+        self.exit(2, f"ontheline: error: {message}; see 'ontheline {self.prog.split()[-1]} --help'.\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ontheline", description="Predict your models' OOD accuracy without OOD labels.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    common = _Parser(add_help=False)
+    common.add_argument("--method", action="append", choices=list(METHODS), help="a method to run (repeatable; default: all)")
+    common.add_argument("--format", choices=("table", "json"), default="table")
+    common.add_argument("--bootstrap", type=_non_negative_int, default=200, help="resamples for the ALine intervals (0: none)")
+
+    est = sub.add_parser("estimate", parents=[common], help="estimate OOD accuracy from NPZ files of predictions")
+    est.add_argument("--id", required=True, help="NPZ with labels, probs|logits|preds and models (labelled ID data)")
+    est.add_argument("--ood", required=True, help="NPZ with probs|logits|preds and models; labels optional")
+    est.add_argument("--min-r2", type=_unit_float, default=0.95, help="trust threshold on the agreement line's R²")
+    est.set_defaults(run=_cmd_estimate)
+
+    demo = sub.add_parser("demo", parents=[common], help="run every estimator on a generated zoo with known truth")
+    demo.add_argument("--models", type=_non_negative_int, default=30)
+    demo.add_argument("--seed", type=_non_negative_int, default=0)
+    demo.set_defaults(run=_cmd_demo)
+    return parser
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except ValueError as exc:  # every documented bad input is a ValueError with a one-line message
+        print(f"ontheline: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _one_line(exc: Any) -> str:
+    return " ".join(str(exc).split())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Label-free OOD accuracy estimators on one contract, and a registry of their CLI names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+from ontheline.estimators._base import EstimateResult, Estimator
+from ontheline.estimators.aline import ALineD, ALineS
+from ontheline.estimators.confidence import AC, ATC, DoC
+from ontheline.estimators.gde import GDE
+
+#: CLI name -> a factory for that estimator with its default settings, in display order.
+METHODS: dict[str, Callable[..., Estimator]] = {
+    "aline-d": ALineD,
+    "aline-s": ALineS,
+    "atc-mc": partial(ATC, score="max_confidence"),
+    "atc-ne": partial(ATC, score="negative_entropy"),
+    "doc": DoC,
+    "ac": AC,
+    "gde": GDE,
+}
+
+
+def make_estimator(name: str, *, min_r2: float = 0.95, n_bootstrap: int = 200) -> Estimator:
+    """The estimator called ``name`` in :data:`METHODS`; ``n_bootstrap`` applies to the ALine methods."""
+    if name not in METHODS:
+        raise ValueError(f"Unknown method {name!r}; choose from {list(METHODS)}.")
+    if name.startswith("aline"):
+        return METHODS[name](min_r2=min_r2, n_bootstrap=n_bootstrap)
+    return METHODS[name](min_r2=min_r2)
+
+__all__ = ["AC", "ATC", "ALineD", "ALineS", "DoC", "EstimateResult", "Estimator", "GDE", "METHODS", "make_estimator"]

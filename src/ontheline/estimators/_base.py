@@ -1,0 +1,256 @@
+"""The one contract every estimator follows, and the immutable result it returns.
+
+Hyperparameters go to the constructor and are checked there; ``fit(id_preds, id_labels)``
+learns from labelled in-distribution predictions and returns the estimator;
+``estimate(ood_preds)`` predicts each model's accuracy on unlabelled OOD predictions,
+returns an :class:`EstimateResult` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ontheline._validation import AgreementNotLinearWarning, NotFittedError, check_interval, check_number
+from ontheline.agreement import AgreementLine, encode_labels, fit_agreement_line
+from ontheline.predictions import Predictions, as_predictions
+
+
+@dataclass(frozen=True)
+class EstimateResult:
+    """Estimated OOD accuracy of every model, with the trust diagnostics.
+
+    Attributes
+    ----------
+    method : str
+        The estimator's name, e.g. ``'aline-d'``.
+    models : tuple of str
+        Model names, in the order of the arrays below.
+    ood_accuracy : ndarray of shape (n_models,)
+        The estimated OOD accuracy of each model, a fraction in [0, 1].
+    id_accuracy : ndarray of shape (n_models,)
+        Each model's accuracy on the labelled ID data the estimator was fitted on.
+    line : AgreementLine or None
+        The ID-vs-OOD probit agreement line over the zoo (None with fewer than 3 models or
+        too few pairs inside the agreement filter).
+    interval : ndarray of shape (n_models, 2) or None
+        A bootstrap interval for each estimate, when the method provides one.
+    min_r2 : float
+        The R² below which agreement-on-the-line is not trusted.
+    notes : tuple of str
+        Anything the user should know about how these numbers were obtained.
+    """
+
+    method: str
+    models: tuple[str, ...]
+    ood_accuracy: np.ndarray
+    id_accuracy: np.ndarray
+    line: AgreementLine | None
+    interval: np.ndarray | None = None
+    min_r2: float = 0.95
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        for array in (self.ood_accuracy, self.id_accuracy, self.interval):
+            if array is not None:
+                array.flags.writeable = False
+
+    @property
+    def trusted(self) -> bool:
+        """Whether the agreement line is linear enough (R² >= min_r2) to trust agreement-on-the-line."""
+        return self.line is not None and self.line.r2 >= self.min_r2
+
+    @property
+    def agreement_r2(self) -> float:
+        return float("nan") if self.line is None else self.line.r2
+
+    @property
+    def slope(self) -> float:
+        return float("nan") if self.line is None else self.line.slope
+
+    @property
+    def bias(self) -> float:
+        return float("nan") if self.line is None else self.line.bias
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of everything in the result."""
+        interval = self.interval.tolist() if self.interval is not None else [None] * len(self.models)
+        return {
+            "method": self.method,
+            "models": [
+                {"name": m, "id_accuracy": float(a), "estimate": float(e), "interval": iv}
+                for m, a, e, iv in zip(self.models, self.id_accuracy, self.ood_accuracy, interval)
+            ],
+            "agreement_line": None if self.line is None else self.line.to_dict(),
+            "trusted": self.trusted,
+            "notes": list(self.notes),
+        }
+
+    def to_frame(self) -> Any:
+        """The per-model numbers as a pandas DataFrame (needs the ``frame`` extra)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("to_frame needs pandas: pip install 'ontheline[frame]'.") from None
+        frame = pd.DataFrame(
+            {"id_accuracy": self.id_accuracy, f"{self.method}": self.ood_accuracy}, index=pd.Index(self.models, name="model")
+        )
+        if self.interval is not None:
+            frame["low"], frame["high"] = self.interval[:, 0], self.interval[:, 1]
+        return frame
+
+
+class Estimator(ABC):
+    """Base of every estimator: checks, model alignment and the agreement-line diagnostics.
+
+    Parameters
+    ----------
+    keep : (float, float), default (0.05, 0.98)
+        Model pairs enter the agreement line only when both their ID and OOD agreement lie in
+        this range (the official code's filter, which keeps probits finite and stable).
+    min_r2 : float, default 0.95
+        Below this R² of the agreement line, results are flagged as untrusted and a
+        :class:`AgreementNotLinearWarning` is issued.
+    """
+
+    name: ClassVar[str]
+    needs_probs: ClassVar[bool] = False
+    min_models: ClassVar[int] = 1
+
+    def __init__(self, *, keep: tuple[float, float] = (0.05, 0.98), min_r2: float = 0.95) -> None:
+        owner = type(self).__name__
+        self.keep = check_interval(owner, "keep", keep)
+        check_number(owner, "min_r2", min_r2, low=0.0, high=1.0)
+        self.min_r2 = float(min_r2)
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_"))
+        return f"{type(self).__name__}({params})"
+
+    def fit(self, id_preds: Any, id_labels: Any) -> Estimator:
+        """Learn from labelled ID predictions.
+
+        Parameters
+        ----------
+        id_preds : Predictions, array-like or mapping
+            ID predictions: labels ``(n_models, n_samples)`` or probabilities
+            ``(n_models, n_samples, n_classes)``, or a ``{name: array}`` mapping.
+        id_labels : array-like of shape (n_samples,)
+            The true ID labels, in the class order of ``id_preds``.
+
+        Returns
+        -------
+        self
+        """
+        owner = type(self).__name__
+        preds = as_predictions(id_preds, name="id_preds")
+        if preds.n_models < self.min_models:
+            raise ValueError(f"{owner} needs at least {self.min_models} models; id_preds has {preds.n_models}.")
+        if self.needs_probs and preds.probs is None:
+            raise ValueError(
+                f"{owner} needs probabilities or logits of shape (n_models, n_samples, n_classes); id_preds holds only labels."
+            )
+        labels = encode_labels(preds, id_labels, "id_labels")
+        self._fit(preds, labels)
+        self.id_preds_ = preds
+        self.id_labels_ = labels
+        self.id_accuracy_ = (preds.labels == labels).mean(axis=1)
+        return self
+
+    def estimate(self, ood_preds: Any) -> EstimateResult:
+        """Estimate each model's accuracy on unlabelled OOD predictions.
+
+        Parameters
+        ----------
+        ood_preds : Predictions, array-like or mapping
+            OOD predictions of the same models, in the same form as in ``fit``. Named
+            predictions (a mapping or :class:`Predictions`) are matched by model name.
+
+        Returns
+        -------
+        EstimateResult
+        """
+        owner = type(self).__name__
+        if not hasattr(self, "id_preds_"):
+            raise NotFittedError(
+                f"This {owner} instance is not fitted yet. Call 'fit' with ID predictions and labels before 'estimate'."
+            )
+        ood = self._align(ood_preds)
+        if self.needs_probs and ood.probs is None:
+            raise ValueError(
+                f"{owner} needs probabilities or logits of shape (n_models, n_samples, n_classes); ood_preds holds only labels."
+            )
+        line, mask = self._agreement_line(ood)
+        estimates, interval, notes = self._estimate(ood, line, mask)
+        if line is not None and line.r2 < self.min_r2:
+            warnings.warn(
+                AgreementNotLinearWarning(
+                    f"ID-vs-OOD agreement is weakly linear (R²={line.r2:.2f} after probit, below min_r2={self.min_r2}); "
+                    "agreement-on-the-line may not hold for this shift, so these estimates may be far off."
+                ),
+                stacklevel=2,
+            )
+        return EstimateResult(
+            method=self.name,
+            models=self.id_preds_.models,
+            ood_accuracy=np.asarray(estimates, dtype=np.float64),
+            id_accuracy=self.id_accuracy_.copy(),
+            line=line,
+            interval=interval,
+            min_r2=self.min_r2,
+            notes=tuple(notes),
+        )
+
+    def _align(self, ood_preds: Any) -> Predictions:
+        """OOD predictions in the fitted model order; named inputs are matched by name."""
+        owner = type(self).__name__
+        fitted = self.id_preds_
+        named = isinstance(ood_preds, (Mapping, Predictions))
+        ood = as_predictions(ood_preds, models=None if named else _default_names(ood_preds, fitted.models), name="ood_preds")
+        if ood.n_models != fitted.n_models:
+            raise ValueError(
+                f"ood_preds has {ood.n_models} models but {owner} was fitted on {fitted.n_models}; "
+                "pass predictions from the same models, in the same order."
+            )
+        if ood.models != fitted.models:
+            missing = sorted(set(fitted.models) - set(ood.models))
+            if missing:
+                raise ValueError(
+                    f"ood_preds lacks models {missing[:5]} that {owner} was fitted on; pass predictions from the same models."
+                )
+            ood = ood.select(fitted.models)
+        if ood.probs is not None and len(ood.classes) != len(fitted.classes):
+            raise ValueError(
+                f"ood_preds has {len(ood.classes)} classes but {owner} was fitted on {len(fitted.classes)}; "
+                "both must score the same classes in the same order."
+            )
+        return ood
+
+    def _agreement_line(self, ood: Predictions) -> tuple[AgreementLine | None, np.ndarray | None]:
+        """The probit agreement line, or (None, None) when the zoo is too small or too uniform for one."""
+        if ood.n_models < 3:
+            return None, None
+        try:
+            return fit_agreement_line(self.id_preds_.agreement, ood.agreement, self.keep)
+        except ValueError:
+            return None, None
+
+    def _fit(self, preds: Predictions, labels: np.ndarray) -> None:
+        """Learn method-specific state from ID predictions (labels are class indices)."""
+
+    @abstractmethod
+    def _estimate(
+        self, ood: Predictions, line: AgreementLine | None, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+        """Return (estimates, interval or None, notes) for aligned OOD predictions."""
+
+
+def _default_names(preds: Any, fitted: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Fitted names for an unnamed array with the same number of models; otherwise let the count check speak."""
+    n_models = len(preds) if hasattr(preds, "__len__") else None
+    return fitted if n_models == len(fitted) else None

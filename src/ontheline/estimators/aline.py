@@ -1,0 +1,293 @@
+"""ALine-S and ALine-D (Baek et al., NeurIPS 2022): OOD accuracy from agreement-on-the-line.
+
+When accuracy is on the line, ``probit(acc_OOD) = a * probit(acc_ID) + b``, the pairwise
+agreements lie on a line with the *same* slope and bias, and that line can be fitted without
+OOD labels. ALine-S transfers the fitted line to each model's ID accuracy; ALine-D solves, in
+least squares over all kept pairs (i, j),
+
+    (w_i + w_j) / 2 = probit(agr_OOD_ij) + a * ((x_i + x_j) / 2 - probit(agr_ID_ij)),
+
+for ``w = probit(acc_OOD)``, with ``x = probit(acc_ID)``; the bias cancels.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import solve
+from scipy.sparse.csgraph import breadth_first_order, connected_components
+from scipy.special import ndtr
+
+from ontheline._validation import ModelFallbackWarning, check_number
+from ontheline.agreement import AgreementLine, agreement_counts, fit_agreement_line, probit
+from ontheline.estimators._base import Estimator
+from ontheline.predictions import Predictions
+
+
+def aline_s(id_accuracy: np.ndarray, n_id_samples: int, slope: float, bias: float) -> np.ndarray:
+    """ALine-S: ``Phi(slope * probit(acc_ID) + bias)``, an accuracy in [0, 1].
+
+    ID accuracies are clipped to ``[1/(2N), 1 - 1/(2N)]`` first, so a model that is right (or
+    wrong) on every ID sample still gets a finite estimate.
+
+    Examples
+    --------
+    >>> aline_s(np.array([0.5, 1.0]), 100, slope=1.0, bias=0.0).round(3).tolist()
+    [0.5, 0.995]
+    """
+    return ndtr(slope * probit(id_accuracy, n_id_samples) + bias)
+
+
+@dataclass(frozen=True)
+class ALineDSolution:
+    """The ALine-D solve: estimates where identifiable, NaN elsewhere, and why not."""
+
+    ood_accuracy: np.ndarray
+    isolated: np.ndarray
+    bipartite: np.ndarray
+
+
+def aline_d(
+    id_accuracy: np.ndarray,
+    n_id_samples: int,
+    id_agreement: np.ndarray,
+    ood_agreement: np.ndarray,
+    mask: np.ndarray,
+    slope: float,
+) -> ALineDSolution:
+    """ALine-D: least squares over every kept pair, solved as an n x n normal-equation system.
+
+    With ``A`` the pair-by-model matrix with 0.5 in columns i and j of pair (i, j),
+    ``A^T A = (D + W) / 4`` (D the degrees, W the 0/1 adjacency of kept pairs), so the solve is
+    ``(D + W) w = 2 s`` with ``s_k`` the sum of right-hand sides of the pairs containing k.
+    ``w`` is unique exactly on the connected components of the kept-pair graph that contain
+    an odd cycle; models in bipartite components (an isolated model is one) get NaN.
+
+    Parameters
+    ----------
+    id_accuracy : ndarray of shape (n_models,)
+    n_id_samples : int
+        For clipping the accuracies before the probit.
+    id_agreement, ood_agreement : ndarray of shape (n_models, n_models)
+    mask : ndarray of shape (n_models, n_models), bool
+        Kept pairs, upper triangle.
+    slope : float
+        The fitted agreement-line slope.
+    """
+    n_models = id_accuracy.shape[0]
+    adjacency = mask | mask.T
+    x = probit(id_accuracy, n_id_samples)
+    rhs = np.zeros((n_models, n_models))
+    rhs[mask] = probit(ood_agreement[mask]) + slope * (
+        0.5 * (x[:, None] + x[None, :])[mask] - probit(id_agreement[mask])
+    )
+    isolated, bipartite = _unidentifiable(adjacency)
+    ok = ~(isolated | bipartite)
+    estimates = np.full(n_models, np.nan)
+    if ok.any():
+        system = np.diag(adjacency.sum(axis=1).astype(float)) + adjacency
+        pair_sums = (rhs + rhs.T).sum(axis=1)
+        w = solve(system[np.ix_(ok, ok)], 2.0 * pair_sums[ok], assume_a="pos")
+        estimates[ok] = ndtr(w)
+    return ALineDSolution(estimates, isolated, bipartite)
+
+
+def _unidentifiable(adjacency: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Models with no kept pair, and models in bipartite components (which leave ALine-D singular)."""
+    degree = adjacency.sum(axis=1)
+    isolated = degree == 0
+    n_comp, comp = connected_components(adjacency, directed=False)
+    color = np.zeros(len(degree), dtype=np.int8)
+    for c in range(n_comp):
+        root = int(np.flatnonzero(comp == c)[0])
+        order, parent = breadth_first_order(adjacency, root, directed=False, return_predecessors=True)
+        for node in order[1:]:  # BFS order: a parent is always coloured before its children
+            color[node] = 1 - color[parent[node]]
+    i, j = np.nonzero(np.triu(adjacency, k=1))
+    odd = np.zeros(n_comp, dtype=bool)
+    odd[comp[i[color[i] == color[j]]]] = True  # an edge inside one colour class closes an odd cycle
+    bipartite = ~odd[comp] & ~isolated
+    return isolated, bipartite
+
+
+@dataclass(frozen=True)
+class _GroupCounts:
+    """Per-group sufficient statistics for the bootstrap: ``(n_groups, ...)`` counts and sizes."""
+
+    sizes: np.ndarray  # (n_groups,)
+    agree: np.ndarray  # (n_groups, n_models, n_models)
+    correct: np.ndarray | None  # (n_groups, n_models), ID only
+
+    @staticmethod
+    def of(labels: np.ndarray, truth: np.ndarray | None, n_groups: int, rng: np.random.Generator) -> _GroupCounts:
+        groups = np.array_split(rng.permutation(labels.shape[1]), min(n_groups, labels.shape[1]))
+        agree = np.stack([agreement_counts(labels[:, g]).astype(np.int32) for g in groups])
+        correct = None if truth is None else np.stack([(labels[:, g] == truth[g]).sum(axis=1) for g in groups])
+        return _GroupCounts(np.array([len(g) for g in groups]), agree, correct)
+
+    def resample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+        """Agreement (and accuracy) of one bootstrap resample of the groups."""
+        weights = rng.multinomial(len(self.sizes), np.full(len(self.sizes), 1.0 / len(self.sizes)))
+        total = weights @ self.sizes
+        agree = np.tensordot(weights, self.agree, axes=1) / total
+        acc = None if self.correct is None else (weights @ self.correct) / total
+        return agree, acc
+
+
+class _ALine(Estimator):
+    """Shared machinery of ALine-S and ALine-D: the line, the fallback and the bootstrap interval.
+
+    Parameters
+    ----------
+    n_bootstrap : int, default 200
+        Bootstrap resamples for the per-model interval (0 for none). Samples are split at
+        random into ``n_groups`` groups, once for ID and once for OOD, and the groups are
+        resampled with replacement: a cheap, faithful stand-in for resampling samples.
+    confidence : float, default 0.95
+        Coverage of the percentile interval.
+    n_groups : int, default 32
+    random_state : int, default 0
+    keep, min_r2 :
+        See :class:`Estimator`.
+    """
+
+    min_models = 3
+
+    def __init__(
+        self,
+        *,
+        n_bootstrap: int = 200,
+        confidence: float = 0.95,
+        n_groups: int = 32,
+        random_state: int = 0,
+        keep: tuple[float, float] = (0.05, 0.98),
+        min_r2: float = 0.95,
+    ) -> None:
+        super().__init__(keep=keep, min_r2=min_r2)
+        owner = type(self).__name__
+        check_number(owner, "n_bootstrap", n_bootstrap, low=0, integer=True)
+        check_number(owner, "confidence", confidence, low=0.0, high=1.0)
+        check_number(owner, "n_groups", n_groups, low=2, integer=True)
+        check_number(owner, "random_state", random_state, low=0, integer=True)
+        self.n_bootstrap = int(n_bootstrap)
+        self.confidence = float(confidence)
+        self.n_groups = int(n_groups)
+        self.random_state = int(random_state)
+
+    def _fit(self, preds: Predictions, labels: np.ndarray) -> None:
+        if self.n_bootstrap:
+            rng = np.random.default_rng(self.random_state)
+            self._id_groups = _GroupCounts.of(preds.labels, labels, self.n_groups, rng)
+
+    def _estimate(
+        self, ood: Predictions, line: AgreementLine | None, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+        if line is None or mask is None:  # too few kept pairs: the fit raises its own explanation
+            line, mask = fit_agreement_line(self.id_preds_.agreement, ood.agreement, self.keep)
+        estimates, notes = self._point(
+            self.id_accuracy_, self.id_preds_.agreement, ood.agreement, line, mask, report=True
+        )
+        return estimates, self._interval(ood) if self.n_bootstrap else None, notes
+
+    def _point(
+        self,
+        id_accuracy: np.ndarray,
+        id_agreement: np.ndarray,
+        ood_agreement: np.ndarray,
+        line: AgreementLine,
+        mask: np.ndarray,
+        report: bool,
+    ) -> tuple[np.ndarray, list[str]]:
+        """Estimates from the sufficient statistics; ``report`` issues warnings for the user."""
+        raise NotImplementedError
+
+    def _interval(self, ood: Predictions) -> np.ndarray:
+        rng = np.random.default_rng([self.random_state, 1])
+        ood_groups = _GroupCounts.of(ood.labels, None, self.n_groups, rng)
+        draws = np.full((self.n_bootstrap, ood.n_models), np.nan)
+        for b in range(self.n_bootstrap):
+            id_agree, id_acc = self._id_groups.resample(rng)
+            ood_agree, _ = ood_groups.resample(rng)
+            try:
+                line, mask = fit_agreement_line(id_agree, ood_agree, self.keep)
+                draws[b], _ = self._point(id_acc, id_agree, ood_agree, line, mask, report=False)  # type: ignore[arg-type]
+            except ValueError:
+                continue  # this resample kept too few pairs for a line; its row stays NaN
+        tail = 50.0 * (1.0 - self.confidence)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
+            return np.nanpercentile(draws, [tail, 100.0 - tail], axis=0).T
+
+
+class ALineS(_ALine):
+    """ALine-S: transfer the agreement line's slope and bias to each model's ID accuracy.
+
+    ``acc_OOD_hat = Phi(a * probit(acc_ID) + b)``, with ``a, b`` the probit ID-vs-OOD agreement
+    line of the zoo. Unlike the official notebook, the result is an accuracy (Phi is applied)
+    and ID accuracies of exactly 0 or 1 are clipped to stay finite.
+
+    Examples
+    --------
+    >>> import ontheline as otl
+    >>> id_preds, id_labels, ood_preds, _ = otl.make_line_zoo(n_models=8, random_state=0)
+    >>> res = otl.ALineS(n_bootstrap=0).fit(id_preds, id_labels).estimate(ood_preds)
+    >>> res.ood_accuracy.shape
+    (8,)
+    """
+
+    name = "aline-s"
+
+    def _point(self, id_accuracy, id_agreement, ood_agreement, line, mask, report):  # type: ignore[no-untyped-def]
+        return aline_s(id_accuracy, self.id_preds_.n_samples, line.slope, line.bias), []
+
+
+class ALineD(_ALine):
+    """ALine-D: solve for every model's OOD accuracy from all kept pairs' agreements.
+
+    Uses the slope of the agreement line and each pair's OOD agreement (see the module
+    docstring). Models that ALine-D cannot identify (no kept pair, or a bipartite component of
+    the kept-pair graph) fall back to ALine-S, with a :class:`ModelFallbackWarning` naming them.
+
+    Examples
+    --------
+    >>> import ontheline as otl
+    >>> id_preds, id_labels, ood_preds, ood_labels = otl.make_line_zoo(n_models=8, random_state=0)
+    >>> res = otl.ALineD(n_bootstrap=0).fit(id_preds, id_labels).estimate(ood_preds)
+    >>> truth = otl.accuracy(ood_preds, ood_labels)
+    >>> bool(abs(res.ood_accuracy - truth).mean() < 0.03)
+    True
+    """
+
+    name = "aline-d"
+
+    def _point(self, id_accuracy, id_agreement, ood_agreement, line, mask, report):  # type: ignore[no-untyped-def]
+        n_id = self.id_preds_.n_samples
+        solution = aline_d(id_accuracy, n_id, id_agreement, ood_agreement, mask, line.slope)
+        estimates = solution.ood_accuracy
+        missing = np.isnan(estimates)
+        if not missing.any():
+            return estimates, []
+        names = np.asarray(self.id_preds_.models)
+        if missing.all():
+            raise ValueError(
+                f"ALineD needs at least 3 models whose pairwise agreements form a connected, non-bipartite graph; "
+                f"{_why(names, solution, self.keep)}. Add models, or widen the agreement filter (keep=)."
+            )
+        estimates = np.where(missing, aline_s(id_accuracy, n_id, line.slope, line.bias), estimates)
+        note = f"ALine-S used for {int(missing.sum())} models ALine-D cannot identify: {_why(names, solution, self.keep)}"
+        if report:
+            warnings.warn(ModelFallbackWarning(note), stacklevel=4)
+        return estimates, [note]
+
+
+def _why(names: np.ndarray, solution: ALineDSolution, keep: tuple[float, float]) -> str:
+    reasons = []
+    if solution.isolated.any():
+        reasons.append(f"models {names[solution.isolated].tolist()[:10]} agree with no other model inside {list(keep)}")
+    if solution.bipartite.any():
+        reasons.append(
+            f"models {names[solution.bipartite].tolist()[:10]} form a bipartite pair graph (no triangle of kept pairs)"
+        )
+    return "; ".join(reasons)

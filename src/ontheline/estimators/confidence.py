@@ -1,0 +1,184 @@
+"""Confidence-based baselines: ATC (Garg et al., 2022), DoC (Guillory et al., 2021) and AC.
+
+Each works model by model from softmax probabilities; optional temperature scaling is fitted
+per model on the ID data (minimum negative log-likelihood) and applied to the OOD data too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax
+
+from ontheline._validation import check_choice
+from ontheline.agreement import AgreementLine
+from ontheline.estimators._base import Estimator
+from ontheline.predictions import Predictions
+
+_SCORES = ("max_confidence", "negative_entropy")
+
+
+def fit_temperature(log_probs: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature T minimising the NLL of ``softmax(log_probs / T)`` on labelled data.
+
+    Parameters
+    ----------
+    log_probs : ndarray of shape (n_samples, n_classes)
+        Logits or log-probabilities of one model.
+    labels : ndarray of shape (n_samples,)
+        Class indices.
+
+    Examples
+    --------
+    >>> logits = np.array([[4.0, 0.0], [0.0, 4.0], [4.0, 0.0], [4.0, 0.0]])
+    >>> bool(fit_temperature(logits, np.array([0, 1, 1, 0])) > 1.0)  # overconfident: soften
+    True
+    """
+    rows = np.arange(len(labels))
+    z = log_probs.astype(np.float64)
+
+    def nll(log_t: float) -> float:
+        return float(-log_softmax(z / np.exp(log_t), axis=1)[rows, labels].mean())
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-5.0, 5.0), method="bounded").x))
+
+
+def scaled_probs(probs: np.ndarray, temperatures: np.ndarray | None) -> np.ndarray:
+    """``softmax(log(probs) / T)`` per model; ``probs`` itself when ``temperatures`` is None."""
+    if temperatures is None:
+        return probs
+    log_p = np.log(np.clip(probs, 1e-12, None, dtype=np.float64))
+    return np.exp(log_softmax(log_p / temperatures[:, None, None], axis=-1))
+
+
+def confidence_scores(probs: np.ndarray, score: str) -> np.ndarray:
+    """``(n_models, n_samples)`` max-probability or negative-entropy scores of ``(n_models, n_samples, n_classes)`` probs."""
+    if score == "max_confidence":
+        return probs.max(axis=-1)
+    p = probs.astype(np.float64, copy=False)
+    return (p * np.log(np.clip(p, 1e-20, None))).sum(axis=-1)
+
+
+def atc_thresholds(scores: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    """Per model, the threshold t with exactly as many ID scores >= t as correct ID predictions.
+
+    A model right on every ID sample gets its lowest ID score (so ID accuracy 1 maps to 1,
+    not to 0 as in the official code); one right on none gets +inf.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_models, n_samples)
+    correct : ndarray of shape (n_models, n_samples), bool
+    """
+    n_samples = scores.shape[1]
+    padded = np.concatenate([np.sort(scores, axis=1), np.full((scores.shape[0], 1), np.inf)], axis=1)
+    index = n_samples - correct.sum(axis=1)
+    return np.take_along_axis(padded, index[:, None], axis=1)[:, 0]
+
+
+class _Confidence(Estimator):
+    needs_probs = True
+
+    def __init__(
+        self, *, calibrate: bool = False, keep: tuple[float, float] = (0.05, 0.98), min_r2: float = 0.95
+    ) -> None:
+        super().__init__(keep=keep, min_r2=min_r2)
+        check_choice(type(self).__name__, "calibrate", calibrate, (True, False))
+        self.calibrate = bool(calibrate)
+
+    def _fit(self, preds: Predictions, labels: np.ndarray) -> None:
+        assert preds.probs is not None
+        self.temperatures_ = None
+        if self.calibrate:
+            log_p = np.log(np.clip(preds.probs, 1e-12, None))
+            self.temperatures_ = np.array([fit_temperature(m, labels) for m in log_p])
+        self.id_probs_ = scaled_probs(preds.probs, self.temperatures_)
+
+    def _ood_probs(self, ood: Predictions) -> np.ndarray:
+        assert ood.probs is not None
+        return scaled_probs(ood.probs, self.temperatures_)
+
+
+class ATC(_Confidence):
+    """Average Thresholded Confidence.
+
+    On ID, choose per model the score threshold above which the fraction of samples equals the
+    ID accuracy; predict the OOD accuracy as the fraction of OOD samples above it.
+
+    Parameters
+    ----------
+    score : {'max_confidence', 'negative_entropy'}, default 'max_confidence'
+        ATC-MC or ATC-NE.
+    calibrate : bool, default False
+        Temperature-scale each model on the ID data first.
+
+    Examples
+    --------
+    >>> import ontheline as otl
+    >>> id_probs, id_labels, ood_probs, _ = otl.make_line_zoo(n_models=3, random_state=0)
+    >>> otl.ATC(score="negative_entropy").fit(id_probs, id_labels).estimate(ood_probs).method
+    'atc-ne'
+    """
+
+    def __init__(
+        self,
+        *,
+        score: str = "max_confidence",
+        calibrate: bool = False,
+        keep: tuple[float, float] = (0.05, 0.98),
+        min_r2: float = 0.95,
+    ) -> None:
+        super().__init__(calibrate=calibrate, keep=keep, min_r2=min_r2)
+        check_choice("ATC", "score", score, _SCORES)
+        self.score = score
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return "atc-mc" if self.score == "max_confidence" else "atc-ne"
+
+    def _fit(self, preds: Predictions, labels: np.ndarray) -> None:
+        super()._fit(preds, labels)
+        scores = confidence_scores(self.id_probs_, self.score)
+        self.thresholds_ = atc_thresholds(scores, preds.labels == labels)
+
+    def _estimate(
+        self, ood: Predictions, line: AgreementLine | None, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+        scores = confidence_scores(self._ood_probs(ood), self.score)
+        return (scores >= self.thresholds_[:, None]).mean(axis=1), None, []
+
+
+class AC(_Confidence):
+    """Average Confidence: the mean maximum probability on the OOD data.
+
+    Parameters
+    ----------
+    calibrate : bool, default False
+        Temperature-scale each model on the ID data first (usually advisable).
+    """
+
+    name = "ac"
+
+    def _estimate(
+        self, ood: Predictions, line: AgreementLine | None, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+        return self._ood_probs(ood).max(axis=-1).mean(axis=1), None, []
+
+
+class DoC(_Confidence):
+    """Difference of Confidences: ``acc_ID + (AC_OOD - AC_ID)``, clipped to [0, 1].
+
+    Parameters
+    ----------
+    calibrate : bool, default False
+        Temperature-scale each model on the ID data first.
+    """
+
+    name = "doc"
+
+    def _estimate(
+        self, ood: Predictions, line: AgreementLine | None, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+        id_conf = self.id_probs_.max(axis=-1).mean(axis=1)
+        ood_conf = self._ood_probs(ood).max(axis=-1).mean(axis=1)
+        return np.clip(self.id_accuracy_ + ood_conf - id_conf, 0.0, 1.0), None, []

@@ -1,0 +1,50 @@
+"""GDE (Jiang, Nagarajan, Baek, Kolter, ICLR 2022): accuracy from agreement with other models.
+
+The Generalization Disagreement Equality says that, for models from one training recipe
+that differ by seed, data order or data, the expected disagreement between two of them
+equals their expected test error. The estimate of a model's OOD accuracy is therefore its
+OOD agreement with the other models, averaged over them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ontheline.agreement import AgreementLine
+from ontheline.estimators._base import Estimator
+from ontheline.predictions import Predictions
+
+
+def mean_agreement_with_others(agreement: np.ndarray) -> np.ndarray:
+    """``(n_models,)`` mean of each row of an agreement matrix, leaving out the diagonal.
+
+    Examples
+    --------
+    >>> mean_agreement_with_others(np.array([[1.0, 0.8, 0.6], [0.8, 1.0, 0.4], [0.6, 0.4, 1.0]])).tolist()
+    [0.7, 0.6, 0.5]
+    """
+    n_models = agreement.shape[0]
+    return (agreement.sum(axis=1) - np.diag(agreement)) / (n_models - 1)
+
+
+class GDE(Estimator):
+    """Average OOD agreement of each model with every other model in the zoo.
+
+    Works from hard labels alone. It assumes the zoo's models come from one training recipe;
+    in a heterogeneous zoo a strong model's agreement with weak ones understates its accuracy.
+
+    Examples
+    --------
+    >>> import ontheline as otl
+    >>> id_preds, id_labels, ood_preds, _ = otl.make_line_zoo(n_models=3, random_state=0)
+    >>> otl.GDE().fit(id_preds, id_labels).estimate(ood_preds).ood_accuracy.shape
+    (3,)
+    """
+
+    name = "gde"
+    min_models = 2
+
+    def _estimate(
+        self, ood: Predictions, line: AgreementLine | None, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+        return mean_agreement_with_others(ood.agreement), None, []
