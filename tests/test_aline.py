@@ -1,0 +1,180 @@
+import warnings
+
+import numpy as np
+import pytest
+from scipy.special import ndtr
+
+import ontheline as otl
+from ontheline.agreement import fit_agreement_line, probit
+from ontheline.estimators.aline import aline_d, aline_s
+
+
+def statistics_on_a_line(n_models, slope, bias, seed=0):
+    """Accuracies and agreements that lie exactly on one probit line."""
+    rng = np.random.default_rng(seed)
+    id_acc = rng.uniform(0.3, 0.9, n_models)
+    id_agr = rng.uniform(0.3, 0.9, (n_models, n_models))
+    id_agr = np.triu(id_agr, 1) + np.triu(id_agr, 1).T + np.eye(n_models)
+    ood_agr = ndtr(slope * probit(id_agr) + bias)
+    np.fill_diagonal(ood_agr, 1.0)
+    return id_acc, id_agr, ood_agr, ndtr(slope * probit(id_acc) + bias)
+
+
+def slow_aline_d(id_acc, id_agr, ood_agr, slope, keep=(0.05, 0.98)):
+    """The official algorithm: one dense least-squares row per kept pair."""
+    n = len(id_acc)
+    rows, rhs = [], []
+    for i in range(n):
+        for j in range(i + 1, n):
+            if keep[0] <= id_agr[i, j] <= keep[1] and keep[0] <= ood_agr[i, j] <= keep[1]:
+                row = np.zeros(n)
+                row[[i, j]] = 0.5
+                rows.append(row)
+                rhs.append(probit(ood_agr[i, j]) + slope * (0.5 * probit(id_acc[i]) + 0.5 * probit(id_acc[j]) - probit(id_agr[i, j])))
+    w = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)[0]
+    return ndtr(w)
+
+
+@pytest.mark.parametrize(("slope", "bias"), [(1.0, 0.0), (0.7, -0.4), (1.3, 0.25)])
+def test_aline_recovers_slope_bias_and_accuracy_on_a_line(slope, bias):
+    id_acc, id_agr, ood_agr, ood_acc = statistics_on_a_line(12, slope, bias)
+    line, mask = fit_agreement_line(id_agr, ood_agr)
+    np.testing.assert_allclose([line.slope, line.bias, line.r2], [slope, bias, 1.0], atol=1e-9)
+    np.testing.assert_allclose(aline_s(id_acc, 10**6, line.slope, line.bias), ood_acc, atol=1e-6)
+    solution = aline_d(id_acc, 10**6, id_agr, ood_agr, mask, line.slope)
+    np.testing.assert_allclose(solution.ood_accuracy, ood_acc, atol=1e-6)
+
+
+def test_aline_d_normal_equations_match_the_dense_least_squares_of_the_official_code():
+    rng = np.random.default_rng(7)
+    id_acc, id_agr, ood_agr, _ = statistics_on_a_line(15, 0.8, -0.1)
+    noise = rng.normal(scale=0.02, size=ood_agr.shape)
+    ood_agr = np.clip(ood_agr + np.triu(noise, 1) + np.triu(noise, 1).T, 0, 1)
+    ood_agr[0, 5] = ood_agr[5, 0] = 0.99  # filtered out
+    line, mask = fit_agreement_line(id_agr, ood_agr)
+    fast = aline_d(id_acc, 10**6, id_agr, ood_agr, mask, line.slope).ood_accuracy
+    np.testing.assert_allclose(fast, slow_aline_d(id_acc, id_agr, ood_agr, line.slope), atol=1e-10)
+
+
+def test_aline_s_returns_an_accuracy_not_a_probit_value():
+    id_preds, id_labels, ood_preds, _ = otl.make_line_zoo(n_models=10, n_samples=1500, random_state=3)
+    res = otl.ALineS(n_bootstrap=0).fit(id_preds, id_labels).estimate(ood_preds)
+    assert ((res.ood_accuracy > 0) & (res.ood_accuracy < 1)).all()
+    expected = ndtr(res.slope * probit(res.id_accuracy, 1500) + res.bias)
+    np.testing.assert_allclose(res.ood_accuracy, expected)
+
+
+def test_aline_estimates_are_close_to_the_truth_on_a_generated_zoo():
+    id_preds, id_labels, ood_preds, ood_labels = otl.make_line_zoo(random_state=1)
+    truth = otl.accuracy(ood_preds, ood_labels)
+    for estimator in (otl.ALineD(n_bootstrap=0), otl.ALineS(n_bootstrap=0)):
+        res = estimator.fit(id_preds, id_labels).estimate(ood_preds)
+        assert res.trusted
+        assert np.abs(res.ood_accuracy - truth).mean() < 0.02
+
+
+def test_a_model_with_id_accuracy_of_exactly_zero_or_one_gives_finite_estimates():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 5, 400)
+    noisy = [np.where(rng.random(400) < p, truth, rng.integers(0, 5, 400)) for p in np.linspace(0.2, 0.9, 8)]
+    wrong = (truth + 1) % 5
+    id_preds = np.stack([truth, wrong, *noisy])  # accuracy exactly 1 and exactly 0
+    ood_preds = np.stack([np.where(rng.random(400) < 0.8, p, rng.integers(0, 5, 400)) for p in id_preds])
+    for estimator in (otl.ALineD(n_bootstrap=20), otl.ALineS(n_bootstrap=20)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", otl.AgreementNotLinearWarning)
+            warnings.simplefilter("ignore", otl.ModelFallbackWarning)
+            res = estimator.fit(id_preds, truth).estimate(ood_preds)
+        assert np.isfinite(res.ood_accuracy).all()
+
+
+def zoo_with_an_outsider(seed=0):
+    """Six similar models and one that agrees with none of them above 5% (its pairs are all filtered)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 5, 600)
+    models = [np.where(rng.random(600) < p, truth, rng.integers(0, 5, 600)) for p in np.linspace(0.5, 0.95, 6)]
+    outsider = truth + 5  # classes nobody else predicts
+    outsider[:12] = models[0][:12]  # 2% agreement with one model: still below the filter
+    return np.stack([*models, outsider]), truth
+
+
+def test_an_isolated_model_falls_back_to_aline_s_with_a_warning_instead_of_getting_one_half():
+    preds, truth = zoo_with_an_outsider()
+    estimator = otl.ALineD(n_bootstrap=0).fit(preds, truth)
+    with pytest.warns(otl.ModelFallbackWarning, match=r"models \['model_6'\] agree with no other model inside \[0.05, 0.98\]"):
+        res = estimator.estimate(preds)
+    line_only = otl.ALineS(n_bootstrap=0).fit(preds, truth).estimate(preds)
+    assert res.ood_accuracy[6] == pytest.approx(line_only.ood_accuracy[6])
+    assert res.ood_accuracy[6] != pytest.approx(0.5)
+    assert any("ALine-S used for 1 models" in note for note in res.notes)
+
+
+def test_a_bipartite_pair_graph_is_detected_and_explained():
+    # Four models whose kept pairs form a 4-cycle: w is not identifiable (rank 3 of 4).
+    id_agr = np.array([[1, 0.4, 0.99, 0.7], [0.4, 1, 0.5, 0.99], [0.99, 0.5, 1, 0.6], [0.7, 0.99, 0.6, 1]])
+    ood_agr = id_agr * 0.9 + 0.1 * np.eye(4)
+    line, mask = fit_agreement_line(id_agr, ood_agr, keep=(0.05, 0.98))
+    solution = aline_d(np.full(4, 0.7), 1000, id_agr, ood_agr, mask, line.slope)
+    assert solution.bipartite.all() and np.isnan(solution.ood_accuracy).all()
+
+
+def test_aline_d_explains_a_pair_graph_without_a_triangle():
+    # Three models whose only kept pairs are (0,1) and (1,2): a path, which is bipartite.
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, 1000)
+    a = np.where(rng.random(1000) < 0.7, truth, 1 - truth)
+    b = np.where(rng.random(1000) < 0.1, a, 1 - a)  # agrees 10% with a
+    c = 1 - b
+    c[:20] = b[:20]  # agrees 2% with b (filtered), about 90% with a
+    preds = np.stack([a, b, c])
+    with pytest.raises(ValueError, match="at least 2 model pairs|connected, non-bipartite graph"):
+        otl.ALineD(n_bootstrap=0).fit(preds, truth).estimate(preds)
+
+
+def test_aline_needs_three_models():
+    with pytest.raises(ValueError, match="ALineD needs at least 3 models; id_preds has 2"):
+        otl.ALineD().fit([[0, 1, 1], [1, 1, 0]], [0, 1, 1])
+
+
+def test_aline_warns_when_agreement_is_not_linear():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 10, 3000)
+    id_preds = np.stack([np.where(rng.random(3000) < p, truth, rng.integers(0, 10, 3000)) for p in np.linspace(0.3, 0.9, 10)])
+    ood_preds = rng.integers(0, 10, (10, 3000))  # agreement unrelated to ID agreement
+    ood_preds[:5] = ood_preds[0]
+    with pytest.warns(otl.AgreementNotLinearWarning, match=r"weakly linear \(R²=0\.\d\d after probit"):
+        res = otl.ALineS(n_bootstrap=0).fit(id_preds, truth).estimate(ood_preds)
+    assert not res.trusted and res.agreement_r2 < 0.95
+
+
+def test_bootstrap_interval_brackets_the_estimate_and_the_truth_most_of_the_time():
+    id_preds, id_labels, ood_preds, ood_labels = otl.make_line_zoo(n_models=12, n_samples=3000, random_state=2)
+    res = otl.ALineD(n_bootstrap=100).fit(id_preds, id_labels).estimate(ood_preds)
+    low, high = res.interval.T
+    assert (low <= res.ood_accuracy + 1e-12).mean() > 0.9 and (res.ood_accuracy <= high + 1e-12).mean() > 0.9
+    assert ((high - low) > 0).all() and ((high - low) < 0.1).all()
+    truth = otl.accuracy(ood_preds, ood_labels)
+    assert ((low - 0.01 <= truth) & (truth <= high + 0.01)).mean() >= 0.75
+
+
+def test_bootstrap_is_reproducible_with_a_seed():
+    id_preds, id_labels, ood_preds, _ = otl.make_line_zoo(n_models=6, n_samples=800, random_state=4)
+    first = otl.ALineD(n_bootstrap=30, random_state=5).fit(id_preds, id_labels).estimate(ood_preds)
+    again = otl.ALineD(n_bootstrap=30, random_state=5).fit(id_preds, id_labels).estimate(ood_preds)
+    np.testing.assert_array_equal(first.interval, again.interval)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"keep": (0.5, 0.2)}, r"The 'keep' parameter of ALineD must satisfy 0 < low < high < 1. Got \(0.5, 0.2\) instead."),
+        ({"min_r2": 2}, r"The 'min_r2' parameter of ALineD must be in \[0.0, 1.0\]. Got 2 instead."),
+        ({"n_bootstrap": -1}, r"The 'n_bootstrap' parameter of ALineD must be in \[0, inf\]. Got -1 instead."),
+        ({"n_bootstrap": 1.5}, r"The 'n_bootstrap' parameter of ALineD must be an integer. Got 1.5 instead."),
+        ({"confidence": 1.5}, r"The 'confidence' parameter of ALineD must be in \[0.0, 1.0\]"),
+        ({"n_groups": 1}, r"The 'n_groups' parameter of ALineD must be in \[2, inf\]"),
+    ],
+)
+def test_bad_hyperparameters_are_rejected_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        otl.ALineD(**kwargs)

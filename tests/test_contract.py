@@ -1,0 +1,110 @@
+"""The contract every estimator follows; a new estimator is done when it passes here."""
+
+import numpy as np
+import pytest
+
+import ontheline as otl
+from ontheline.estimators import METHODS, make_estimator
+
+ZOO = otl.make_line_zoo(n_models=6, n_samples=600, random_state=0)
+
+
+def make(name):
+    return make_estimator(name, min_r2=0.5, n_bootstrap=10)  # a small zoo: a looser line is expected
+
+
+@pytest.fixture(params=list(METHODS))
+def name(request):
+    return request.param
+
+
+def test_fit_returns_the_estimator(name):
+    estimator = make(name)
+    assert estimator.fit(ZOO[0], ZOO[1]) is estimator
+
+
+def test_estimate_before_fit_raises_not_fitted(name):
+    estimator = make(name)
+    with pytest.raises(otl.NotFittedError, match=f"This {type(estimator).__name__} instance is not fitted yet"):
+        estimator.estimate(ZOO[2])
+    assert issubclass(otl.NotFittedError, ValueError) and issubclass(otl.NotFittedError, AttributeError)
+
+
+def test_inputs_are_not_mutated_and_estimate_changes_nothing(name):
+    id_probs, id_labels, ood_probs = (a.copy() for a in ZOO[:3])
+    estimator = make(name).fit(id_probs, id_labels)
+    state = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in vars(estimator).items()}
+    first = estimator.estimate(ood_probs)
+    second = estimator.estimate(ood_probs)
+    for original, given in zip(ZOO[:3], (id_probs, id_labels, ood_probs)):
+        np.testing.assert_array_equal(original, given)
+    np.testing.assert_array_equal(first.ood_accuracy, second.ood_accuracy)
+    for key, value in state.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(value, vars(estimator)[key])
+        else:
+            assert vars(estimator)[key] is value or vars(estimator)[key] == value
+
+
+def test_results_are_immutable(name):
+    result = make(name).fit(ZOO[0], ZOO[1]).estimate(ZOO[2])
+    with pytest.raises(ValueError, match="read-only"):
+        result.ood_accuracy[0] = 0.5
+    with pytest.raises(AttributeError):
+        result.method = "other"
+
+
+def test_permuting_samples_changes_no_estimate(name):
+    rng = np.random.default_rng(1)
+    id_order, ood_order = rng.permutation(600), rng.permutation(600)
+    base = make(name).fit(ZOO[0], ZOO[1]).estimate(ZOO[2])
+    permuted = make(name).fit(ZOO[0][:, id_order], ZOO[1][id_order]).estimate(ZOO[2][:, ood_order])
+    np.testing.assert_allclose(permuted.ood_accuracy, base.ood_accuracy, rtol=1e-12, atol=1e-12)
+
+
+def test_permuting_models_permutes_the_result(name):
+    order = np.array([3, 0, 5, 1, 4, 2])
+    base = make(name).fit(ZOO[0], ZOO[1]).estimate(ZOO[2])
+    permuted = make(name).fit(ZOO[0][order], ZOO[1]).estimate(ZOO[2][order])
+    np.testing.assert_allclose(permuted.ood_accuracy, base.ood_accuracy[order], atol=1e-12)
+    np.testing.assert_allclose(permuted.agreement_r2, base.agreement_r2)
+
+
+def test_array_list_and_dict_inputs_agree(name):
+    names = [f"m{i}" for i in range(6)]
+    from_array = make(name).fit(ZOO[0], ZOO[1]).estimate(ZOO[2])
+    from_list = make(name).fit(ZOO[0].tolist(), ZOO[1].tolist()).estimate(ZOO[2].tolist())
+    from_dict = make(name).fit(dict(zip(names, ZOO[0])), ZOO[1]).estimate(dict(zip(names[::-1], ZOO[2][::-1])))
+    np.testing.assert_allclose(from_list.ood_accuracy, from_array.ood_accuracy, atol=1e-6)
+    np.testing.assert_allclose(from_dict.ood_accuracy, from_array.ood_accuracy, atol=1e-12)
+    assert from_dict.models == tuple(names)
+
+
+def test_estimates_are_accuracies_with_the_trust_diagnostics(name):
+    result = make(name).fit(ZOO[0], ZOO[1]).estimate(ZOO[2])
+    assert result.ood_accuracy.shape == (6,) and ((result.ood_accuracy >= 0) & (result.ood_accuracy <= 1)).all()
+    assert result.method == name
+    assert result.line is not None and result.line.n_pairs > 0 and 0 <= result.agreement_r2 <= 1
+    assert result.to_dict()["agreement_line"]["n_pairs"] == result.line.n_pairs
+
+
+def test_a_different_number_of_ood_models_is_refused(name):
+    estimator = make(name).fit(ZOO[0], ZOO[1])
+    with pytest.raises(ValueError, match="ood_preds has 5 models but .* was fitted on 6; pass predictions from the same models, in the same order"):
+        estimator.estimate(ZOO[2][:5])
+
+
+def test_unknown_ood_model_names_are_refused(name):
+    estimator = make(name).fit(dict(zip("abcdef", ZOO[0])), ZOO[1])
+    with pytest.raises(ValueError, match=r"ood_preds lacks models \['f'\]"):
+        estimator.estimate(dict(zip("abcdeg", ZOO[2])))
+
+
+def test_label_only_input_is_refused_by_methods_that_need_probabilities():
+    for name in METHODS:
+        estimator = make(name)
+        if estimator.needs_probs:
+            with pytest.raises(ValueError, match="needs probabilities or logits"):
+                estimator.fit(ZOO[0].argmax(-1), ZOO[1])
+        else:
+            estimator.fit(ZOO[0].argmax(-1), ZOO[1]).estimate(ZOO[2].argmax(-1))
