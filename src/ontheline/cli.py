@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import zipfile
 from collections.abc import Sequence
@@ -28,11 +29,13 @@ class InputError(ValueError):
 def load_npz(path: str, role: str, *, labels_required: bool) -> tuple[Predictions, np.ndarray | None]:
     """Read one NPZ of predictions: ``labels``, exactly one of ``probs`` / ``logits`` / ``preds``, ``models``, optional ``classes``."""
     flag = f"--{role}"
+    if not os.path.isfile(path):
+        raise InputError(f"{flag} file {path!r} does not exist; pass the path of an NPZ file.")
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{flag} file {path!r} is not a readable NPZ file; save it with numpy.savez.")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
-    except FileNotFoundError:
-        raise InputError(f"{flag} file {path!r} does not exist; pass the path of an NPZ file.") from None
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise InputError(f"{flag} file {path!r} is not a readable NPZ file ({exc}); save it with numpy.savez.") from None
     except ValueError as exc:

@@ -190,7 +190,7 @@ class Estimator(ABC):
         if line is not None and line.r2 < self.min_r2:
             warnings.warn(
                 AgreementNotLinearWarning(
-                    f"ID-vs-OOD agreement is weakly linear (R²={line.r2:.2f} after probit, below min_r2={self.min_r2}); "
+                    f"ID-vs-OOD agreement is weakly linear (R²={line.r2:.3f} after probit, below min_r2={self.min_r2}); "
                     "agreement-on-the-line may not hold for this shift, so these estimates may be far off."
                 ),
                 stacklevel=2,

@@ -115,7 +115,7 @@ class ATC(_Confidence):
     Examples
     --------
     >>> import ontheline as otl
-    >>> id_probs, id_labels, ood_probs, _ = otl.make_line_zoo(n_models=3, random_state=0)
+    >>> id_probs, id_labels, ood_probs, _ = otl.make_line_zoo(n_models=8, random_state=0)
     >>> otl.ATC(score="negative_entropy").fit(id_probs, id_labels).estimate(ood_probs).method
     'atc-ne'
     """

@@ -20,8 +20,8 @@ def mean_agreement_with_others(agreement: np.ndarray) -> np.ndarray:
 
     Examples
     --------
-    >>> mean_agreement_with_others(np.array([[1.0, 0.8, 0.6], [0.8, 1.0, 0.4], [0.6, 0.4, 1.0]])).tolist()
-    [0.7, 0.6, 0.5]
+    >>> mean_agreement_with_others(np.array([[1.0, 0.75, 0.5], [0.75, 1.0, 0.25], [0.5, 0.25, 1.0]])).tolist()
+    [0.625, 0.5, 0.375]
     """
     n_models = agreement.shape[0]
     return (agreement.sum(axis=1) - np.diag(agreement)) / (n_models - 1)
@@ -36,9 +36,9 @@ class GDE(Estimator):
     Examples
     --------
     >>> import ontheline as otl
-    >>> id_preds, id_labels, ood_preds, _ = otl.make_line_zoo(n_models=3, random_state=0)
+    >>> id_preds, id_labels, ood_preds, _ = otl.make_line_zoo(n_models=8, random_state=0)
     >>> otl.GDE().fit(id_preds, id_labels).estimate(ood_preds).ood_accuracy.shape
-    (3,)
+    (8,)
     """
 
     name = "gde"

@@ -1,0 +1,120 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ontheline as otl
+from ontheline.cli import main
+
+NAMES = np.array([f"net{i}" for i in range(8)])
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    return otl.make_line_zoo(n_models=8, n_samples=3000, random_state=0)
+
+
+@pytest.fixture
+def files(tmp_path, zoo):
+    id_probs, id_labels, ood_probs, ood_labels = zoo
+    id_path, ood_path = tmp_path / "id.npz", tmp_path / "ood.npz"
+    np.savez(id_path, labels=id_labels, probs=id_probs, models=NAMES)
+    np.savez(ood_path, labels=ood_labels, probs=ood_probs[::-1], models=NAMES[::-1])  # order differs: matched by name
+    return id_path, ood_path
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_estimate_prints_json_with_estimates_truth_and_the_line(capsys, files, zoo):
+    code, out, err = run(capsys, "estimate", "--id", files[0], "--ood", files[1], "--format", "json", "--bootstrap", "20")
+    assert code == 0, err
+    report = json.loads(out)
+    assert [m["name"] for m in report["models"]] == NAMES.tolist()
+    truth = otl.accuracy(zoo[2], zoo[3])
+    for model, acc in zip(report["models"], truth):
+        assert model["ood_accuracy"] == pytest.approx(acc)
+        assert set(model["estimates"]) == set(otl.METHODS)
+        assert all(0 <= v <= 1 for v in model["estimates"].values())
+        assert model["errors"]["aline-d"] == pytest.approx(model["estimates"]["aline-d"] - acc)
+    line = report["agreement_line"]
+    assert set(line) == {"slope", "bias", "r2", "n_pairs"} and line["n_pairs"] == 28
+    direct = otl.ALineD(n_bootstrap=0).fit(zoo[0], zoo[1]).estimate(zoo[2])
+    np.testing.assert_allclose([m["estimates"]["aline-d"] for m in report["models"]], direct.ood_accuracy)
+
+
+def test_estimate_prints_a_readable_table_by_default(capsys, files):
+    code, out, _ = run(capsys, "estimate", "--id", files[0], "--ood", files[1], "--method", "aline-d", "--method", "gde")
+    assert code == 0
+    header = out.splitlines()[0].split()
+    assert header[:5] == ["rank", "model", "ID", "acc", "aline-d"] and "gde" in header
+    assert "MAE (points)" in out and "slope" in out and "R²" in out
+
+
+def test_label_only_files_skip_methods_that_need_probabilities_with_a_note(capsys, tmp_path, zoo):
+    np.savez(tmp_path / "id.npz", labels=zoo[1], preds=zoo[0].argmax(-1), models=NAMES)
+    np.savez(tmp_path / "ood.npz", preds=zoo[2].argmax(-1), models=NAMES)
+    code, out, err = run(capsys, "estimate", "--id", tmp_path / "id.npz", "--ood", tmp_path / "ood.npz", "--format", "json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["methods"] == ["aline-d", "aline-s", "gde"]
+    assert set(report["skipped"]) == {"atc-mc", "atc-ne", "doc", "ac"}
+    assert report["models"][0]["ood_accuracy"] is None
+
+
+def save(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def bad_inputs(tmp, zoo):
+    id_probs, id_labels, ood_probs, _ = zoo
+    good_ood = save(tmp / "good_ood.npz", probs=ood_probs, models=NAMES)
+    (tmp / "garbage.npz").write_text("not a zip")
+    return {
+        "missing labels": (save(tmp / "a.npz", probs=id_probs, models=NAMES), good_ood, "has no 'labels' key"),
+        "no predictions": (save(tmp / "b.npz", labels=id_labels, models=NAMES), good_ood, "must hold exactly one of 'probs', 'logits' or 'preds'; found keys"),
+        "two predictions": (save(tmp / "c.npz", labels=id_labels, probs=id_probs, logits=id_probs, models=NAMES), good_ood, "found ['probs', 'logits']"),
+        "unreadable": (tmp / "garbage.npz", good_ood, "is not a readable NPZ file"),
+        "missing file": (tmp / "nope.npz", good_ood, "does not exist"),
+        "label shape": (save(tmp / "d.npz", labels=id_labels[:-1], probs=id_probs, models=NAMES), good_ood, "id_labels must have one label per sample: expected shape (3000,), got (2999,)"),
+        "model mismatch": (save(tmp / "e.npz", labels=id_labels, probs=id_probs, models=NAMES), save(tmp / "f.npz", probs=ood_probs, models=np.array([*NAMES[:-1], "other"])), "ood_preds lacks models ['net7']"),
+        "model count": (save(tmp / "g.npz", labels=id_labels, probs=id_probs, models=NAMES), save(tmp / "h.npz", probs=ood_probs[:7], models=NAMES[:7]), "ood_preds has 7 models but"),
+        "nan": (save(tmp / "i.npz", labels=id_labels, probs=np.where(id_probs > 0.99, np.nan, id_probs), models=NAMES), good_ood, "NaN or infinite values"),
+        "not probabilities": (save(tmp / "j.npz", labels=id_labels, probs=id_probs * 3, models=NAMES), good_ood, "these look like logits: pass them as logits"),
+        "object names": (save(tmp / "k.npz", labels=id_labels, probs=id_probs, models=np.array(list(NAMES), dtype=object)), good_ood, "holds Python objects"),
+        "two models": (save(tmp / "l.npz", labels=id_labels, probs=id_probs[:2], models=NAMES[:2]), save(tmp / "m.npz", probs=ood_probs[:2], models=NAMES[:2]), "ALineD needs at least 3 models; id_preds has 2"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing labels", "no predictions", "two predictions", "unreadable", "missing file", "label shape", "model mismatch", "model count", "nan", "not probabilities", "object names", "two models"])
+def test_bad_input_exits_2_with_one_clear_line(capsys, tmp_path, zoo, case):
+    id_path, ood_path, message = bad_inputs(tmp_path, zoo)[case]
+    code, out, err = run(capsys, "estimate", "--id", id_path, "--ood", ood_path)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("ontheline: error: ")
+    assert message in err
+
+
+def test_bad_options_exit_2_with_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["estimate", "--id", "a.npz", "--ood", "b.npz", "--method", "magic"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "invalid choice: 'magic'" in err
+
+
+def test_the_installed_command_runs_the_demo_without_a_traceback():
+    exe = Path(sys.executable).with_name("ontheline")
+    done = subprocess.run([exe, "demo", "--models", "8", "--bootstrap", "0", "--format", "json"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert len(report["models"]) == 8 and report["mae"]["aline-d"] < 0.05
+    bad = subprocess.run([exe, "estimate", "--id", "/nonexistent.npz", "--ood", "x.npz"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
