@@ -3,6 +3,7 @@
 from ontheline._validation import AgreementNotLinearWarning, ModelFallbackWarning, NotFittedError
 from ontheline.agreement import AgreementLine, accuracy, pairwise_agreement, probit
 from ontheline.estimators import AC, ATC, GDE, METHODS, ALineD, ALineS, DoC, EstimateResult, Estimator
+from ontheline.pipeline import Evaluation, evaluate
 from ontheline.predictions import Predictions, as_predictions
 from ontheline.selection import RankedModel, rank_models
 from ontheline.synthetic import make_line_zoo
@@ -11,24 +12,26 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AC",
+    "AgreementLine",
+    "AgreementNotLinearWarning",
+    "ALineD",
+    "ALineS",
     "ATC",
     "DoC",
     "EstimateResult",
     "Estimator",
+    "Evaluation",
     "GDE",
     "METHODS",
-    "ALineD",
-    "ALineS",
-    "make_line_zoo",
-    "RankedModel",
-    "rank_models",
-    "AgreementLine",
-    "AgreementNotLinearWarning",
     "ModelFallbackWarning",
     "NotFittedError",
     "Predictions",
+    "RankedModel",
     "accuracy",
     "as_predictions",
+    "evaluate",
+    "make_line_zoo",
     "pairwise_agreement",
     "probit",
+    "rank_models",
 ]
