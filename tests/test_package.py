@@ -1,0 +1,39 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import ontheline as otl
+
+
+def test_importing_ontheline_imports_only_numpy_and_scipy():
+    code = "import sys, json, ontheline; print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))"
+    loaded = set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout))
+    assert not loaded & {"torch", "pandas", "matplotlib", "dask", "sklearn", "numba"}
+    assert {"numpy", "scipy"} <= loaded
+
+
+def test_to_frame_names_the_extra_when_pandas_is_missing_and_works_when_present():
+    id_preds, id_labels, ood_preds, _ = otl.make_line_zoo(n_models=8, random_state=0)
+    res = otl.ALineD(n_bootstrap=10).fit(id_preds, id_labels).estimate(ood_preds)
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match=r"pip install 'ontheline\[frame\]'"):
+            res.to_frame()
+    else:
+        frame = res.to_frame()
+        np.testing.assert_allclose(frame["aline-d"], res.ood_accuracy)
+        assert list(frame.columns) == ["id_accuracy", "aline-d", "low", "high"]
+
+
+def test_evaluate_runs_every_method_and_scores_them_against_labels():
+    id_preds, id_labels, ood_preds, ood_labels = otl.make_line_zoo(n_models=8, random_state=0)
+    evaluation = otl.evaluate(id_preds, id_labels, ood_preds, ood_labels=ood_labels, n_bootstrap=0)
+    assert list(evaluation.results) == list(otl.METHODS)
+    truth = otl.accuracy(ood_preds, ood_labels)
+    for method, mae in evaluation.mae().items():
+        assert mae == pytest.approx(np.abs(evaluation.results[method].ood_accuracy - truth).mean())
+    json.dumps(evaluation.to_dict())  # JSON-ready
