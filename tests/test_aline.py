@@ -178,3 +178,14 @@ def test_bootstrap_is_reproducible_with_a_seed():
 def test_bad_hyperparameters_are_rejected_at_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):
         otl.ALineD(**kwargs)
+
+
+def test_a_disconnected_pair_graph_whose_components_have_triangles_is_solved_exactly():
+    id_acc, id_agr, ood_agr, ood_acc = statistics_on_a_line(6, 0.9, -0.2, seed=3)
+    for a in range(3):
+        for b in range(3, 6):  # no kept pair between {0, 1, 2} and {3, 4, 5}
+            id_agr[a, b] = id_agr[b, a] = ood_agr[a, b] = ood_agr[b, a] = 0.01
+    line, mask = fit_agreement_line(id_agr, ood_agr)
+    solution = aline_d(id_acc, 10**6, id_agr, ood_agr, mask, line.slope)
+    assert not solution.isolated.any() and not solution.bipartite.any()
+    np.testing.assert_allclose(solution.ood_accuracy, ood_acc, atol=1e-6)
