@@ -42,7 +42,11 @@ def main() -> None:
     agreement = otl.pairwise_agreement(labels, n_threads=args.threads)
     kernel_s = time.perf_counter() - start
 
-    timed = all_pairs if args.baseline_pairs is None else all_pairs[rng.choice(n_pairs, min(args.baseline_pairs, n_pairs), replace=False)]
+    timed = (
+        all_pairs
+        if args.baseline_pairs is None
+        else all_pairs[rng.choice(n_pairs, min(args.baseline_pairs, n_pairs), replace=False)]
+    )
     start = time.perf_counter()
     reference = per_pair_loop(labels, timed)
     loop_s = (time.perf_counter() - start) * n_pairs / len(timed)

@@ -30,7 +30,10 @@ def slow_aline_d(id_acc, id_agr, ood_agr, slope, keep=(0.05, 0.98)):
                 row = np.zeros(n)
                 row[[i, j]] = 0.5
                 rows.append(row)
-                rhs.append(probit(ood_agr[i, j]) + slope * (0.5 * probit(id_acc[i]) + 0.5 * probit(id_acc[j]) - probit(id_agr[i, j])))
+                rhs.append(
+                    probit(ood_agr[i, j])
+                    + slope * (0.5 * probit(id_acc[i]) + 0.5 * probit(id_acc[j]) - probit(id_agr[i, j]))
+                )
     w = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)[0]
     return ndtr(w)
 
@@ -101,7 +104,9 @@ def zoo_with_an_outsider(seed=0):
 def test_an_isolated_model_falls_back_to_aline_s_with_a_warning_instead_of_getting_one_half():
     preds, truth = zoo_with_an_outsider()
     estimator = otl.ALineD(n_bootstrap=0).fit(preds, truth)
-    with pytest.warns(otl.ModelFallbackWarning, match=r"models \['model_6'\] agree with no other model inside \[0.05, 0.98\]"):
+    with pytest.warns(
+        otl.ModelFallbackWarning, match=r"models \['model_6'\] agree with no other model inside \[0.05, 0.98\]"
+    ):
         res = estimator.estimate(preds)
     line_only = otl.ALineS(n_bootstrap=0).fit(preds, truth).estimate(preds)
     assert res.ood_accuracy[6] == pytest.approx(line_only.ood_accuracy[6])
@@ -127,7 +132,10 @@ def test_aline_d_explains_a_pair_graph_without_a_triangle():
     c = 1 - b
     c[:20] = b[:20]  # agrees 2% with b (filtered), about 90% with a
     preds = np.stack([a, b, c])
-    with pytest.raises(ValueError, match=r"form a connected, non-bipartite graph; models \[.model_0., .model_1., .model_2.\] form a bipartite pair graph"):
+    with pytest.raises(
+        ValueError,
+        match=r"form a connected, non-bipartite graph; models \[.model_0., .model_1., .model_2.\] form a bipartite pair graph",
+    ):
         otl.ALineD(n_bootstrap=0).fit(preds, truth).estimate(preds)
 
 
@@ -139,7 +147,9 @@ def test_aline_needs_three_models():
 def test_aline_warns_when_agreement_is_not_linear():
     rng = np.random.default_rng(0)
     truth = rng.integers(0, 10, 3000)
-    id_preds = np.stack([np.where(rng.random(3000) < p, truth, rng.integers(0, 10, 3000)) for p in np.linspace(0.3, 0.9, 10)])
+    id_preds = np.stack(
+        [np.where(rng.random(3000) < p, truth, rng.integers(0, 10, 3000)) for p in np.linspace(0.3, 0.9, 10)]
+    )
     ood_preds = rng.integers(0, 10, (10, 3000))  # agreement unrelated to ID agreement
     ood_preds[:5] = ood_preds[0]
     with pytest.warns(otl.AgreementNotLinearWarning, match=r"weakly linear \(R²=0\.\d\d\d after probit"):
@@ -167,7 +177,10 @@ def test_bootstrap_is_reproducible_with_a_seed():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"keep": (0.5, 0.2)}, r"The 'keep' parameter of ALineD must satisfy 0 < low < high < 1. Got \(0.5, 0.2\) instead."),
+        (
+            {"keep": (0.5, 0.2)},
+            r"The 'keep' parameter of ALineD must satisfy 0 < low < high < 1. Got \(0.5, 0.2\) instead.",
+        ),
         ({"min_r2": 2}, r"The 'min_r2' parameter of ALineD must be in \[0.0, 1.0\]. Got 2 instead."),
         ({"n_bootstrap": -1}, r"The 'n_bootstrap' parameter of ALineD must be in \[0, inf\]. Got -1 instead."),
         ({"n_bootstrap": 1.5}, r"The 'n_bootstrap' parameter of ALineD must be an integer. Got 1.5 instead."),

@@ -33,7 +33,9 @@ def run(capsys, *argv):
 
 
 def test_estimate_prints_json_with_estimates_truth_and_the_line(capsys, files, zoo):
-    code, out, err = run(capsys, "estimate", "--id", files[0], "--ood", files[1], "--format", "json", "--bootstrap", "20")
+    code, out, err = run(
+        capsys, "estimate", "--id", files[0], "--ood", files[1], "--format", "json", "--bootstrap", "20"
+    )
     assert code == 0, err
     report = json.loads(out)
     assert [m["name"] for m in report["models"]] == NAMES.tolist()
@@ -50,7 +52,9 @@ def test_estimate_prints_json_with_estimates_truth_and_the_line(capsys, files, z
 
 
 def test_estimate_prints_a_readable_table_by_default(capsys, files):
-    code, out, _ = run(capsys, "estimate", "--id", files[0], "--ood", files[1], "--method", "aline-d", "--method", "gde")
+    code, out, _ = run(
+        capsys, "estimate", "--id", files[0], "--ood", files[1], "--method", "aline-d", "--method", "gde"
+    )
     assert code == 0
     header = out.splitlines()[0].split()
     assert header[:5] == ["rank", "model", "ID", "acc", "aline-d"] and "gde" in header
@@ -60,7 +64,9 @@ def test_estimate_prints_a_readable_table_by_default(capsys, files):
 def test_label_only_files_skip_methods_that_need_probabilities_with_a_note(capsys, tmp_path, zoo):
     np.savez(tmp_path / "id.npz", labels=zoo[1], preds=zoo[0].argmax(-1), models=NAMES)
     np.savez(tmp_path / "ood.npz", preds=zoo[2].argmax(-1), models=NAMES)
-    code, out, err = run(capsys, "estimate", "--id", tmp_path / "id.npz", "--ood", tmp_path / "ood.npz", "--format", "json")
+    code, out, err = run(
+        capsys, "estimate", "--id", tmp_path / "id.npz", "--ood", tmp_path / "ood.npz", "--format", "json"
+    )
     assert code == 0
     report = json.loads(out)
     assert report["methods"] == ["aline-d", "aline-s", "gde"]
@@ -79,21 +85,73 @@ def bad_inputs(tmp, zoo):
     (tmp / "garbage.npz").write_text("not a zip")
     return {
         "missing labels": (save(tmp / "a.npz", probs=id_probs, models=NAMES), good_ood, "has no 'labels' key"),
-        "no predictions": (save(tmp / "b.npz", labels=id_labels, models=NAMES), good_ood, "must hold exactly one of 'probs', 'logits' or 'preds'; found keys"),
-        "two predictions": (save(tmp / "c.npz", labels=id_labels, probs=id_probs, logits=id_probs, models=NAMES), good_ood, "found ['probs', 'logits']"),
+        "no predictions": (
+            save(tmp / "b.npz", labels=id_labels, models=NAMES),
+            good_ood,
+            "must hold exactly one of 'probs', 'logits' or 'preds'; found keys",
+        ),
+        "two predictions": (
+            save(tmp / "c.npz", labels=id_labels, probs=id_probs, logits=id_probs, models=NAMES),
+            good_ood,
+            "found ['probs', 'logits']",
+        ),
         "unreadable": (tmp / "garbage.npz", good_ood, "is not a readable NPZ file"),
         "missing file": (tmp / "nope.npz", good_ood, "does not exist"),
-        "label shape": (save(tmp / "d.npz", labels=id_labels[:-1], probs=id_probs, models=NAMES), good_ood, "id_labels must have one label per sample: expected shape (3000,), got (2999,)"),
-        "model mismatch": (save(tmp / "e.npz", labels=id_labels, probs=id_probs, models=NAMES), save(tmp / "f.npz", probs=ood_probs, models=np.array([*NAMES[:-1], "other"])), "ood_preds lacks models ['net7']"),
-        "model count": (save(tmp / "g.npz", labels=id_labels, probs=id_probs, models=NAMES), save(tmp / "h.npz", probs=ood_probs[:7], models=NAMES[:7]), "ood_preds has 7 models but"),
-        "nan": (save(tmp / "i.npz", labels=id_labels, probs=np.where(id_probs > 0.99, np.nan, id_probs), models=NAMES), good_ood, "NaN or infinite values"),
-        "not probabilities": (save(tmp / "j.npz", labels=id_labels, probs=id_probs * 3, models=NAMES), good_ood, "these look like logits: pass them as logits"),
-        "object names": (save(tmp / "k.npz", labels=id_labels, probs=id_probs, models=np.array(list(NAMES), dtype=object)), good_ood, "holds Python objects"),
-        "two models": (save(tmp / "l.npz", labels=id_labels, probs=id_probs[:2], models=NAMES[:2]), save(tmp / "m.npz", probs=ood_probs[:2], models=NAMES[:2]), "ALineD needs at least 3 models; id_preds has 2"),
+        "label shape": (
+            save(tmp / "d.npz", labels=id_labels[:-1], probs=id_probs, models=NAMES),
+            good_ood,
+            "id_labels must have one label per sample: expected shape (3000,), got (2999,)",
+        ),
+        "model mismatch": (
+            save(tmp / "e.npz", labels=id_labels, probs=id_probs, models=NAMES),
+            save(tmp / "f.npz", probs=ood_probs, models=np.array([*NAMES[:-1], "other"])),
+            "ood_preds lacks models ['net7']",
+        ),
+        "model count": (
+            save(tmp / "g.npz", labels=id_labels, probs=id_probs, models=NAMES),
+            save(tmp / "h.npz", probs=ood_probs[:7], models=NAMES[:7]),
+            "ood_preds has 7 models but",
+        ),
+        "nan": (
+            save(tmp / "i.npz", labels=id_labels, probs=np.where(id_probs > 0.99, np.nan, id_probs), models=NAMES),
+            good_ood,
+            "NaN or infinite values",
+        ),
+        "not probabilities": (
+            save(tmp / "j.npz", labels=id_labels, probs=id_probs * 3, models=NAMES),
+            good_ood,
+            "these look like logits: pass them as logits",
+        ),
+        "object names": (
+            save(tmp / "k.npz", labels=id_labels, probs=id_probs, models=np.array(list(NAMES), dtype=object)),
+            good_ood,
+            "holds Python objects",
+        ),
+        "two models": (
+            save(tmp / "l.npz", labels=id_labels, probs=id_probs[:2], models=NAMES[:2]),
+            save(tmp / "m.npz", probs=ood_probs[:2], models=NAMES[:2]),
+            "ALineD needs at least 3 models; id_preds has 2",
+        ),
     }
 
 
-@pytest.mark.parametrize("case", ["missing labels", "no predictions", "two predictions", "unreadable", "missing file", "label shape", "model mismatch", "model count", "nan", "not probabilities", "object names", "two models"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing labels",
+        "no predictions",
+        "two predictions",
+        "unreadable",
+        "missing file",
+        "label shape",
+        "model mismatch",
+        "model count",
+        "nan",
+        "not probabilities",
+        "object names",
+        "two models",
+    ],
+)
 def test_bad_input_exits_2_with_one_clear_line(capsys, tmp_path, zoo, case):
     id_path, ood_path, message = bad_inputs(tmp_path, zoo)[case]
     code, out, err = run(capsys, "estimate", "--id", id_path, "--ood", ood_path)
@@ -112,9 +170,16 @@ def test_bad_options_exit_2_with_one_line(capsys):
 
 def test_the_installed_command_runs_the_demo_without_a_traceback():
     exe = Path(sys.executable).with_name("ontheline")
-    done = subprocess.run([exe, "demo", "--models", "8", "--bootstrap", "0", "--format", "json"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [exe, "demo", "--models", "8", "--bootstrap", "0", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert len(report["models"]) == 8 and report["mae"]["aline-d"] < 0.05
-    bad = subprocess.run([exe, "estimate", "--id", "/nonexistent.npz", "--ood", "x.npz"], capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [exe, "estimate", "--id", "/nonexistent.npz", "--ood", "x.npz"], capture_output=True, text=True, timeout=60
+    )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1

@@ -90,7 +90,12 @@ def test_gde_is_the_mean_agreement_with_the_other_models():
 
 
 def test_bad_confidence_settings_are_rejected():
-    with pytest.raises(ValueError, match=r"The 'score' parameter of ATC must be one of \{'max_confidence', 'negative_entropy'\}. Got 'entropy' instead."):
+    with pytest.raises(
+        ValueError,
+        match=r"The 'score' parameter of ATC must be one of \{'max_confidence', 'negative_entropy'\}. Got 'entropy' instead.",
+    ):
         otl.ATC(score="entropy")
-    with pytest.raises(ValueError, match=r"The 'calibrate' parameter of DoC must be one of \{True, False\}. Got 'yes' instead."):
+    with pytest.raises(
+        ValueError, match=r"The 'calibrate' parameter of DoC must be one of \{True, False\}. Got 'yes' instead."
+    ):
         otl.DoC(calibrate="yes")

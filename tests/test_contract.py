@@ -90,7 +90,10 @@ def test_estimates_are_accuracies_with_the_trust_diagnostics(name):
 
 def test_a_different_number_of_ood_models_is_refused(name):
     estimator = make(name).fit(ZOO[0], ZOO[1])
-    with pytest.raises(ValueError, match="ood_preds has 5 models but .* was fitted on 6; pass predictions from the same models, in the same order"):
+    with pytest.raises(
+        ValueError,
+        match="ood_preds has 5 models but .* was fitted on 6; pass predictions from the same models, in the same order",
+    ):
         estimator.estimate(ZOO[2][:5])
 
 

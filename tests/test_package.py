@@ -10,7 +10,9 @@ import ontheline as otl
 
 def test_importing_ontheline_imports_only_numpy_and_scipy():
     code = "import sys, json, ontheline; print(json.dumps(sorted(m.split('.')[0] for m in sys.modules)))"
-    loaded = set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout))
+    loaded = set(
+        json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    )
     assert not loaded & {"torch", "pandas", "matplotlib", "dask", "sklearn", "numba"}
     assert {"numpy", "scipy"} <= loaded
 

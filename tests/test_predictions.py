@@ -45,7 +45,11 @@ def test_logits_passed_as_probabilities_get_a_hint():
         ([[0, 1]], {"models": ["a", "b"]}, "has 1 models but 2 model names"),
         ([[0, 1], [1, 0]], {"models": ["a", "a"]}, r"model names must be unique; \['a'\]"),
         ([[0.5, 1.0]], {}, "holds labels but has non-integer values"),
-        ([[0, 3]], {"classes": [0, 1]}, r"labels \['3'\] that are not among classes|labels \[3\] that are not among classes"),
+        (
+            [[0, 3]],
+            {"classes": [0, 1]},
+            r"labels \['3'\] that are not among classes|labels \[3\] that are not among classes",
+        ),
         (np.full((1, 2, 2), np.nan), {}, "contains 4 NaN or infinite values"),
         ({"a": [0, 1], "b": [0]}, {}, "arrays of different shapes"),
         ([[-1, 0]], {}, "negative labels"),
@@ -62,3 +66,26 @@ def test_select_reorders_models():
     q = p.select(["b", "a"])
     assert q.models == ("b", "a")
     np.testing.assert_array_equal(q.labels, [[1, 1], [0, 0]])
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: otl.as_predictions({"a": [0]}, models=["a"]), "is a mapping whose keys name the models"),
+        (lambda: otl.as_predictions([[0, 1]], kind="scores"), r"The 'kind' parameter must be one of"),
+        (lambda: otl.as_predictions(np.full((1, 2, 2), "x")), "holds probs but has dtype <U1; pass a float array"),
+        (lambda: otl.as_predictions(np.zeros((1, 2, 2)), kind="labels"), r"holds labels, so it must have shape"),
+        (lambda: otl.as_predictions([[0, 1]], classes=[0, 0, 1]), "classes must be distinct"),
+        (lambda: otl.as_predictions([["a", "b"]], classes=[1, 2]), "cannot be compared with classes|not among classes"),
+        (lambda: otl.accuracy([[0, 1]], [0.5, 1.0]), "labels must hold class labels; it has non-integer"),
+        (
+            lambda: otl.ALineD(keep=0.5),
+            r"The 'keep' parameter of ALineD must be a pair \(low, high\). Got 0.5 instead.",
+        ),
+        (lambda: otl.evaluate([[0, 1]] * 3, [0, 1], [[0, 1]] * 3, methods=["ac"]), "None of the methods"),
+        (lambda: otl.evaluate([[0, 1]] * 3, [0, 1], [[0, 1]] * 3, methods=["magic"]), "Unknown method 'magic'; choose"),
+    ],
+)
+def test_every_documented_error_names_the_problem(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -43,11 +43,11 @@ def check_interval(owner: str, name: str, value: Any) -> tuple[float, float]:
     try:
         low, high = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(f"The '{name}' parameter of {owner} must be a pair (low, high). Got {value!r} instead.") from None
-    if not 0.0 < low < high < 1.0:
         raise ValueError(
-            f"The '{name}' parameter of {owner} must satisfy 0 < low < high < 1. Got {value!r} instead."
-        )
+            f"The '{name}' parameter of {owner} must be a pair (low, high). Got {value!r} instead."
+        ) from None
+    if not 0.0 < low < high < 1.0:
+        raise ValueError(f"The '{name}' parameter of {owner} must satisfy 0 < low < high < 1. Got {value!r} instead.")
     return low, high
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -54,9 +55,7 @@ def encode_labels(preds: Predictions, labels: Any, name: str) -> np.ndarray:
     """Check that ``labels`` has one entry per sample of ``preds`` and map it to class indices."""
     y = np.asarray(labels)
     if y.ndim != 1 or y.shape[0] != preds.n_samples:
-        raise ValueError(
-            f"{name} must have one label per sample: expected shape ({preds.n_samples},), got {y.shape}."
-        )
+        raise ValueError(f"{name} must have one label per sample: expected shape ({preds.n_samples},), got {y.shape}.")
     if y.dtype.kind == "f":
         if not np.isfinite(y).all() or not np.all(y == np.round(y)):
             raise ValueError(f"{name} must hold class labels; it has non-integer or non-finite values.")
@@ -101,7 +100,7 @@ def agreement_counts(labels: np.ndarray, *, n_threads: int | None = None) -> np.
         for start in range(0, n_samples, _CHUNK_SAMPLES):
             planes = _bit_planes(labels[:, start : start + _CHUNK_SAMPLES], n_planes)
             rows = [range(t, n_models - 1, threads) for t in range(threads)]
-            list(pool.map(lambda r: _count_disagreements(planes, r, disagree), rows))
+            list(pool.map(partial(_count_disagreements, planes, out=disagree), rows))
     disagree += disagree.T
     return n_samples - disagree
 

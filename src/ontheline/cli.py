@@ -37,7 +37,9 @@ def load_npz(path: str, role: str, *, labels_required: bool) -> tuple[Prediction
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise InputError(f"{flag} file {path!r} is not a readable NPZ file ({exc}); save it with numpy.savez.") from None
+        raise InputError(
+            f"{flag} file {path!r} is not a readable NPZ file ({exc}); save it with numpy.savez."
+        ) from None
     except ValueError as exc:
         if "allow_pickle" in str(exc):
             raise InputError(
@@ -55,7 +57,9 @@ def load_npz(path: str, role: str, *, labels_required: bool) -> tuple[Prediction
     models = arrays["models"].tolist() if "models" in arrays else None
     classes = arrays["classes"].tolist() if "classes" in arrays else None
     try:
-        preds = as_predictions(arrays[present[0]], models=models, classes=classes, kind=kind, name=f"{flag} '{present[0]}'")
+        preds = as_predictions(
+            arrays[present[0]], models=models, classes=classes, kind=kind, name=f"{flag} '{present[0]}'"
+        )
     except ValueError as exc:
         raise InputError(f"{path}: {exc}") from None
     return preds, arrays.get("labels")
@@ -83,7 +87,10 @@ def _format_table(evaluation: Evaluation) -> str:
     if truth is not None:
         rows.append(["", "MAE (points)", "", *[f"{100 * v:.2f}" for v in evaluation.mae().values()], ""])
     widths = [max(len(str(r[c])) for r in [header, *rows]) for c in range(len(header))]
-    lines = ["  ".join(str(c).rjust(w) if k != 1 else str(c).ljust(w) for k, (c, w) in enumerate(zip(r, widths))) for r in [header, *rows]]
+    lines = [
+        "  ".join(str(c).rjust(w) if k != 1 else str(c).ljust(w) for k, (c, w) in enumerate(zip(r, widths)))
+        for r in [header, *rows]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join([*lines, "", _trust_banner(evaluation), f"Ranked by {evaluation.ranking_method}."])
 
@@ -154,9 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ontheline", description="Predict your models' OOD accuracy without OOD labels.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     common = _Parser(add_help=False)
-    common.add_argument("--method", action="append", choices=list(METHODS), help="a method to run (repeatable; default: all)")
+    common.add_argument(
+        "--method", action="append", choices=list(METHODS), help="a method to run (repeatable; default: all)"
+    )
     common.add_argument("--format", choices=("table", "json"), default="table")
-    common.add_argument("--bootstrap", type=_non_negative_int, default=200, help="resamples for the ALine intervals (0: none)")
+    common.add_argument(
+        "--bootstrap", type=_non_negative_int, default=200, help="resamples for the ALine intervals (0: none)"
+    )
 
     est = sub.add_parser("estimate", parents=[common], help="estimate OOD accuracy from NPZ files of predictions")
     est.add_argument("--id", required=True, help="NPZ with labels, probs|logits|preds and models (labelled ID data)")

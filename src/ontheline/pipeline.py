@@ -131,7 +131,9 @@ def evaluate(
                 continue
             results[name] = estimator.fit(id_p, id_labels).estimate(ood_p)
     if not results:
-        raise ValueError(f"None of the methods {names} could run: {skipped}. Pass probabilities or choose label-based methods.")
+        raise ValueError(
+            f"None of the methods {names} could run: {skipped}. Pass probabilities or choose label-based methods."
+        )
     messages = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
     truth = None
     if ood_labels is not None:

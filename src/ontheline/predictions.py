@@ -116,7 +116,9 @@ def as_predictions(
             array = np.stack([np.asarray(v) for v in preds.values()]) if preds else np.empty((0, 0))
         except ValueError:
             shapes = sorted({np.shape(v) for v in preds.values()})
-            raise ValueError(f"{name} maps models to arrays of different shapes {shapes}; every model must predict the same samples.") from None
+            raise ValueError(
+                f"{name} maps models to arrays of different shapes {shapes}; every model must predict the same samples."
+            ) from None
     else:
         array = np.asarray(preds)
     if array.ndim not in (2, 3) or array.shape[0] == 0 or array.shape[1] == 0:
@@ -139,7 +141,9 @@ def _model_names(models: Sequence[str] | None, n_models: int, name: str) -> tupl
         return tuple(f"model_{i}" for i in range(n_models))
     names = tuple(str(m) for m in models)
     if len(names) != n_models:
-        raise ValueError(f"{name} has {n_models} models but {len(names)} model names were given; pass one name per model.")
+        raise ValueError(
+            f"{name} has {n_models} models but {len(names)} model names were given; pass one name per model."
+        )
     if len(set(names)) != len(names):
         seen: set[str] = set()
         dupes = sorted({m for m in names if m in seen or seen.add(m)})  # type: ignore[func-returns-value]
@@ -193,7 +197,9 @@ def _from_scores(
     n_classes = array.shape[2]
     class_tuple = tuple(range(n_classes)) if classes is None else tuple(classes)
     if len(class_tuple) != n_classes:
-        raise ValueError(f"{name} has {n_classes} class columns but {len(class_tuple)} classes were given; pass one per column.")
+        raise ValueError(
+            f"{name} has {n_classes} class columns but {len(class_tuple)} classes were given; pass one per column."
+        )
     labels = probs.argmax(axis=-1).astype(_index_dtype(n_classes))
     return Predictions(labels, probs, models, class_tuple)
 
@@ -213,12 +219,16 @@ def _encode(values: np.ndarray, classes: tuple[Any, ...], name: str) -> np.ndarr
     try:
         pos = np.searchsorted(lookup, values, sorter=order)
     except TypeError:
-        raise ValueError(f"{name} has labels of type {values.dtype} that cannot be compared with classes {list(classes)[:5]}.") from None
+        raise ValueError(
+            f"{name} has labels of type {values.dtype} that cannot be compared with classes {list(classes)[:5]}."
+        ) from None
     index = order[np.minimum(pos, len(order) - 1)]
     unknown = lookup[index] != values
     if np.any(unknown):
         shown = sorted({str(v) for v in np.asarray(values)[unknown].ravel()[:1000]})[:5]
-        raise ValueError(f"{name} has labels {shown} that are not among classes {list(classes)[:20]}; pass the full class order as classes=.")
+        raise ValueError(
+            f"{name} has labels {shown} that are not among classes {list(classes)[:20]}; pass the full class order as classes=."
+        )
     return index.astype(_index_dtype(len(classes)))
 
 
@@ -235,5 +245,7 @@ def _encode_ints(values: np.ndarray, classes: tuple[Any, ...], name: str) -> np.
     index = table[values.astype(np.int64) - base]
     if np.any(index < 0):
         shown = np.unique(values[index < 0])[:5].tolist()
-        raise ValueError(f"{name} has labels {shown} that are not among classes {list(classes)[:20]}; pass the full class order as classes=.")
+        raise ValueError(
+            f"{name} has labels {shown} that are not among classes {list(classes)[:20]}; pass the full class order as classes=."
+        )
     return index.astype(dtype)

@@ -30,4 +30,5 @@ def make_estimator(name: str, *, min_r2: float = 0.95, n_bootstrap: int = 200) -
         return METHODS[name](min_r2=min_r2, n_bootstrap=n_bootstrap)
     return METHODS[name](min_r2=min_r2)
 
+
 __all__ = ["AC", "ATC", "ALineD", "ALineS", "DoC", "EstimateResult", "Estimator", "GDE", "METHODS", "make_estimator"]

@@ -98,7 +98,8 @@ class EstimateResult:
         except ImportError:
             raise ImportError("to_frame needs pandas: pip install 'ontheline[frame]'.") from None
         frame = pd.DataFrame(
-            {"id_accuracy": self.id_accuracy, f"{self.method}": self.ood_accuracy}, index=pd.Index(self.models, name="model")
+            {"id_accuracy": self.id_accuracy, f"{self.method}": self.ood_accuracy},
+            index=pd.Index(self.models, name="model"),
         )
         if self.interval is not None:
             frame["low"], frame["high"] = self.interval[:, 0], self.interval[:, 1]
@@ -211,7 +212,9 @@ class Estimator(ABC):
         owner = type(self).__name__
         fitted = self.id_preds_
         named = isinstance(ood_preds, (Mapping, Predictions))
-        ood = as_predictions(ood_preds, models=None if named else _default_names(ood_preds, fitted.models), name="ood_preds")
+        ood = as_predictions(
+            ood_preds, models=None if named else _default_names(ood_preds, fitted.models), name="ood_preds"
+        )
         if ood.n_models != fitted.n_models:
             raise ValueError(
                 f"ood_preds has {ood.n_models} models but {owner} was fitted on {fitted.n_models}; "

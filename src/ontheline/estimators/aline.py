@@ -276,7 +276,9 @@ class ALineD(_ALine):
                 f"{_why(names, solution, self.keep)}. Add models, or widen the agreement filter (keep=)."
             )
         estimates = np.where(missing, aline_s(id_accuracy, n_id, line.slope, line.bias), estimates)
-        note = f"ALine-S used for {int(missing.sum())} models ALine-D cannot identify: {_why(names, solution, self.keep)}"
+        note = (
+            f"ALine-S used for {int(missing.sum())} models ALine-D cannot identify: {_why(names, solution, self.keep)}"
+        )
         if report:
             warnings.warn(ModelFallbackWarning(note), stacklevel=4)
         return estimates, [note]
