@@ -83,3 +83,7 @@ def test_agreement_line_keeps_only_pairs_inside_the_filter():
         fit_agreement_line(id_agreement, ood_agreement)
     line, mask = fit_agreement_line(id_agreement, ood_agreement, keep=(0.01, 0.995))
     assert line.n_pairs == 3 and mask.sum() == 3 and not mask[1, 0]
+
+
+def test_a_true_class_that_no_model_predicts_is_a_valid_label():
+    np.testing.assert_allclose(otl.accuracy([[0, 1, 1], [1, 1, 1]], [0, 1, 300]), [2 / 3, 1 / 3])
