@@ -60,11 +60,11 @@ def encode_labels(preds: Predictions, labels: Any, name: str) -> np.ndarray:
         if not np.isfinite(y).all() or not np.all(y == np.round(y)):
             raise ValueError(f"{name} must hold class labels; it has non-integer or non-finite values.")
         y = y.astype(np.int64)
-    if preds.probs is None and y.dtype.kind in "iu" and preds.classes == tuple(range(len(preds.classes))):
-        if y.size and y.min() >= 0:
-            # Hard labels with the default classes 0..max(pred): a true class that no model predicts is
-            # still a valid label (every prediction of it is wrong), not an unknown class.
-            return y.astype(np.int64)
+    default_classes = preds.classes == tuple(range(len(preds.classes)))
+    if preds.probs is None and default_classes and y.dtype.kind in "iu" and y.size and y.min() >= 0:
+        # Hard labels with the default classes 0..max(pred): a true class that no model predicts is
+        # still a valid label (every prediction of it is wrong), not an unknown class.
+        return y.astype(np.int64)
     return preds.encode(y, name)
 
 
