@@ -154,12 +154,26 @@ def _area_matrix(size: int, small: int) -> np.ndarray:
     return overlap / overlap.sum(axis=1, keepdims=True)
 
 
+def resize(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resample ``(n_images, height, width)`` images to ``size`` by exact area averaging.
+
+    Shrinking averages the pixels each output cell covers; enlarging spreads each pixel over the
+    cells it covers (so a constant image stays constant and the mean brightness is kept).
+
+    >>> resize(np.ones((1, 28, 28)), (8, 8)).shape
+    (1, 8, 8)
+    """
+    x = np.asarray(images, dtype=np.float64)
+    rows, cols = _area_matrix(x.shape[1], size[0]), _area_matrix(x.shape[2], size[1])
+    return np.einsum("ih,nhw,jw->nij", rows, x, cols)
+
+
 def pixelate(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Average over a coarser grid (exact area weights), then show each coarse cell over its pixels."""
     n, h, w = x.shape
     fraction = _level(severity, (0.55, 0.45, 0.38, 0.3, 0.22))
     down_r, down_c = _area_matrix(h, max(1, round(h * fraction))), _area_matrix(w, max(1, round(w * fraction)))
-    small = np.einsum("ih,nhw,jw->nij", down_r, x, down_c)
+    small = np.einsum("ih,nhw,jw->nij", down_r, x, down_c)  # resize(), with the matrices kept for the way back
     return small[:, down_r.argmax(axis=0)[:, None], down_c.argmax(axis=0)[None, :]]
 
 

@@ -1,0 +1,1 @@
+"""The built-in benchmark on data that ships in packages (needs the ``bench`` extra)."""
