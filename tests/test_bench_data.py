@@ -38,7 +38,7 @@ def test_the_natural_shift_is_the_other_dataset_at_the_training_resolution():
     assert to_digits.images.shape == (5000, 8, 8) and len(to_digits.labels) == 5000
     to_mnist = natural_shift("mnist")
     assert to_mnist.images.shape == (1797, 28, 28)
-    assert 0.0 <= to_digits.images.min() and to_digits.images.max() <= 1.0
+    assert to_digits.images.min() >= 0.0 and to_digits.images.max() <= 1.0
 
 
 def test_resize_keeps_constant_images_and_mean_brightness():

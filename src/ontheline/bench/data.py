@@ -12,7 +12,7 @@ natural shift: different writers, scanning and preprocessing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -43,7 +43,7 @@ class DatasetSplits:
     id_test: Split
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str) -> tuple[np.ndarray, np.ndarray]:
     if name == "digits":
         from sklearn.datasets import load_digits

@@ -1,0 +1,192 @@
+"""A diverse zoo of image classifiers trained here, on the CPU, in minutes.
+
+Neural models (torch CNNs with BatchNorm, so test-time adaptation can apply later, and MLPs)
+vary in width, depth, seed, learning rate, training-data fraction and training length (each
+run is snapshotted at several epochs). Scikit-learn models (logistic regression, a random
+forest, k-nearest neighbours, an RBF SVM) are the non-neural control group.
+
+Every model ends as a :class:`TrainedModel` whose ``predict_proba`` maps images
+``(n_images, height, width)`` in [0, 1] to probabilities ``(n_images, n_classes)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ontheline._validation import check_choice
+from ontheline.bench.data import Split
+
+N_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A named model; ``neural`` separates the networks from the non-neural controls."""
+
+    name: str
+    neural: bool
+    predict_proba: Callable[[np.ndarray], np.ndarray] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class NetRecipe:
+    """One training run of a network, snapshotted after each of ``checkpoints`` epochs."""
+
+    arch: str  # "cnn" or "mlp"
+    width: int
+    depth: int
+    seed: int
+    lr: float
+    fraction: float
+    checkpoints: tuple[int, ...]
+
+    def name(self, epoch: int) -> str:
+        return f"{self.arch}-w{self.width}-d{self.depth}-lr{self.lr:g}-f{self.fraction:g}-s{self.seed}-e{epoch}"
+
+
+@dataclass(frozen=True)
+class SklearnRecipe:
+    kind: str  # "logreg", "forest", "knn", "svm"
+    param: float
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}-{self.param:g}"
+
+
+CONFIGS = ("tiny", "quick", "full")
+
+
+def recipes(config: str) -> tuple[list[NetRecipe], list[SklearnRecipe]]:
+    """The zoo of a configuration: ``'tiny'`` (tests, seconds), ``'quick'`` (the demo), ``'full'`` (the benchmark)."""
+    check_choice("recipes", "config", config, CONFIGS)
+    if config == "tiny":
+        nets = [NetRecipe("cnn", 4, 1, 0, 3e-3, 1.0, (1, 2)), NetRecipe("mlp", 16, 1, 0, 3e-3, 1.0, (1, 2))]
+        return nets, [SklearnRecipe("logreg", 1.0), SklearnRecipe("knn", 5)]
+    if config == "quick":
+        grid = itertools.product(("cnn", "mlp"), (8, 32), (0, 1), (1e-3, 3e-3))
+        nets = [NetRecipe(a, w, 2 if a == "mlp" else 1, s, lr, 1.0 if s == 0 else 0.5, (2, 6)) for a, w, s, lr in grid]
+        controls = [SklearnRecipe("logreg", c) for c in (0.01, 1.0)] + [SklearnRecipe("knn", 5)]
+        return nets, controls
+    nets = []
+    for arch, width, depth, seed, lr, fraction in itertools.product(
+        ("cnn", "mlp"), (8, 16, 64), (1, 2), (0, 1), (1e-3, 3e-3), (0.5, 1.0)
+    ):
+        if (width + depth + seed) % 2 == 0:  # a balanced half of the grid, so training stays within minutes
+            nets.append(NetRecipe(arch, width, depth, seed, lr, fraction, (1, 3, 8)))
+    controls = (
+        [SklearnRecipe("logreg", c) for c in (0.001, 0.01, 0.1, 1.0)]
+        + [SklearnRecipe("forest", d) for d in (4, 8, 16)]
+        + [SklearnRecipe("knn", k) for k in (1, 5, 15)]
+        + [SklearnRecipe("svm", c) for c in (0.3, 3.0)]
+    )
+    return nets, controls
+
+
+def train_zoo(train: Split, config: str = "quick", progress: Callable[[str], None] | None = None) -> list[TrainedModel]:
+    """Train every model of ``config`` on ``train``; ``progress`` is told each model's name as it finishes."""
+    nets, controls = recipes(config)
+    models: list[TrainedModel] = []
+    for recipe in nets:
+        for model in train_net(recipe, train):
+            models.append(model)
+            if progress:
+                progress(model.name)
+    for control in controls:
+        models.append(train_sklearn(control, train))
+        if progress:
+            progress(models[-1].name)
+    return models
+
+
+# --- networks ------------------------------------------------------------------------------
+
+
+def _build_net(recipe: NetRecipe, side: int) -> Any:
+    import torch.nn as nn
+
+    layers: list[Any] = []
+    if recipe.arch == "cnn":
+        channels = 1
+        for block in range(recipe.depth + 1):
+            out = recipe.width * 2**block
+            layers += [nn.Conv2d(channels, out, 3, padding=1), nn.BatchNorm2d(out), nn.ReLU()]
+            if side >= 16:
+                layers.append(nn.MaxPool2d(2))
+                side //= 2
+            channels = out
+        layers += [nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(channels * 4, N_CLASSES)]
+        return nn.Sequential(*layers)
+    features = side * side
+    layers.append(nn.Flatten())
+    for _ in range(recipe.depth):
+        layers += [nn.Linear(features, recipe.width * 4), nn.ReLU()]
+        features = recipe.width * 4
+    layers.append(nn.Linear(features, N_CLASSES))
+    return nn.Sequential(*layers)
+
+
+def train_net(recipe: NetRecipe, train: Split, batch_size: int = 64) -> Iterator[TrainedModel]:
+    """Train one network with Adam and yield a snapshot after each checkpoint epoch."""
+    import torch
+
+    torch.manual_seed(recipe.seed)
+    rng = np.random.default_rng(recipe.seed)
+    keep = np.sort(rng.permutation(len(train))[: max(batch_size, round(recipe.fraction * len(train)))])
+    x = torch.from_numpy(train.images[keep][:, None].astype(np.float32))
+    y = torch.from_numpy(train.labels[keep])
+    net = _build_net(recipe, train.images.shape[1])
+    optimiser = torch.optim.Adam(net.parameters(), lr=recipe.lr)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    for epoch in range(1, max(recipe.checkpoints) + 1):
+        net.train()
+        for batch in torch.randperm(len(y)).split(batch_size):
+            optimiser.zero_grad()
+            loss_fn(net(x[batch]), y[batch]).backward()
+            optimiser.step()
+        if epoch in recipe.checkpoints:
+            yield TrainedModel(recipe.name(epoch), True, _torch_predictor(copy.deepcopy(net).eval()))
+
+
+def _torch_predictor(net: Any) -> Callable[[np.ndarray], np.ndarray]:
+    def predict_proba(images: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            batches = torch.from_numpy(np.asarray(images, np.float32)[:, None]).split(1024)
+            return torch.cat([torch.softmax(net(b), dim=1) for b in batches]).numpy().astype(np.float64)
+
+    return predict_proba
+
+
+# --- scikit-learn controls -----------------------------------------------------------------
+
+
+def train_sklearn(recipe: SklearnRecipe, train: Split) -> TrainedModel:
+    """Fit one scikit-learn model on flattened pixels."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.svm import SVC
+
+    make = {
+        "logreg": lambda p: LogisticRegression(C=p, max_iter=300),
+        "forest": lambda p: RandomForestClassifier(n_estimators=50, max_depth=int(p), random_state=recipe.seed),
+        "knn": lambda p: KNeighborsClassifier(n_neighbors=int(p)),
+        "svm": lambda p: SVC(C=p, probability=True, random_state=recipe.seed),
+    }
+    model = make[recipe.kind](recipe.param).fit(train.images.reshape(len(train), -1), train.labels)
+
+    def predict_proba(images: np.ndarray) -> np.ndarray:
+        probs = np.zeros((len(images), N_CLASSES))
+        probs[:, model.classes_] = model.predict_proba(np.asarray(images).reshape(len(images), -1))
+        return probs
+
+    return TrainedModel(recipe.name, False, predict_proba)
