@@ -114,8 +114,12 @@ def gaussian_blur(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.
 
 
 def motion_blur(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    length = max(2, round(_level(severity, (0.08, 0.14, 0.2, 0.27, 0.35)) * _size(x)))
-    return ndimage.uniform_filter1d(x, size=length, axis=2, mode="constant")
+    """A horizontal, centred box blur whose half-length may be fractional, so every severity differs at 8x8 too."""
+    half = _level(severity, (0.04, 0.07, 0.1, 0.135, 0.175)) * _size(x)
+    whole = int(np.floor(half))
+    kernel = np.ones(2 * whole + 3)
+    kernel[0] = kernel[-1] = half - whole  # the partly covered pixel at each end
+    return ndimage.convolve1d(x, kernel / kernel.sum(), axis=2, mode="constant")
 
 
 # --- photometric ---------------------------------------------------------------------------
