@@ -130,7 +130,7 @@ class Estimator(ABC):
         self.min_r2 = float(min_r2)
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_"))
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_"))
         return f"{type(self).__name__}({params})"
 
     def fit(self, id_preds: Any, id_labels: Any) -> Estimator:

@@ -179,7 +179,7 @@ class _ALine(Estimator):
     def _fit(self, preds: Predictions, labels: np.ndarray) -> None:
         if self.n_bootstrap:
             rng = np.random.default_rng(self.random_state)
-            self._id_groups = _GroupCounts.of(preds.labels, labels, self.n_groups, rng)
+            self.id_groups_ = _GroupCounts.of(preds.labels, labels, self.n_groups, rng)
 
     def _estimate(
         self, ood: Predictions, line: AgreementLine | None, mask: np.ndarray | None
@@ -208,7 +208,7 @@ class _ALine(Estimator):
         ood_groups = _GroupCounts.of(ood.labels, None, self.n_groups, rng)
         draws = np.full((self.n_bootstrap, ood.n_models), np.nan)
         for b in range(self.n_bootstrap):
-            id_agree, id_acc = self._id_groups.resample(rng)
+            id_agree, id_acc = self.id_groups_.resample(rng)
             ood_agree, _ = ood_groups.resample(rng)
             try:
                 line, mask = fit_agreement_line(id_agree, ood_agree, self.keep)
