@@ -159,7 +159,6 @@ class Estimator(ABC):
         labels = encode_labels(preds, id_labels, "id_labels")
         self._fit(preds, labels)
         self.id_preds_ = preds
-        self.id_labels_ = labels
         self.id_accuracy_ = (preds.labels == labels).mean(axis=1)
         return self
 
