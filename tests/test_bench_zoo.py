@@ -21,7 +21,7 @@ def test_the_tiny_zoo_has_every_snapshot_and_control_with_unique_names(tiny_zoo)
     nets, controls = recipes("tiny")
     assert len(tiny_zoo) == sum(len(r.checkpoints) for r in nets) + len(controls)
     assert len({m.name for m in tiny_zoo}) == len(tiny_zoo)
-    assert [m.neural for m in tiny_zoo] == [True] * 4 + [False] * 2
+    assert [m.neural for m in tiny_zoo] == [True] * 4 + [False] * 3
 
 
 def test_zoo_models_give_probabilities_and_learn_something(tiny_zoo, digits):

@@ -168,18 +168,50 @@ def test_bad_options_exit_2_with_one_line(capsys):
     assert err.count("\n") == 1 and "invalid choice: 'magic'" in err
 
 
-def test_the_installed_command_runs_the_demo_without_a_traceback():
+def test_the_installed_command_runs_the_benchmark_demo_and_writes_its_files(bench_cache, tmp_path):
+    pytest.importorskip("torch", reason="the demo's zoo needs the torch extra, which make test installs")
     exe = Path(sys.executable).with_name("ontheline")
+    out = tmp_path / "demo"
     done = subprocess.run(
-        [exe, "demo", "--models", "8", "--bootstrap", "0", "--format", "json"],
+        [exe, "demo", "--config", "tiny", "--cache-dir", bench_cache, "--out", out, "--format", "json", "--jobs", "1"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert len(report["models"]) == 8 and report["mae"]["aline-d"] < 0.05
+    assert report["n_models"] == 7 and len(report["shifts"]) == 7
+    for shift in report["shifts"]:
+        assert {"name", "dataset", "agreement_r2", "accuracy_r2", "mae"} <= set(shift)
+        assert set(shift["mae"]) == {*otl.METHODS, "oracle"}
+        assert shift["dataset"] == "digits" and 0 <= shift["accuracy_r2"] <= 1
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "results.json", "results.md"]
+    assert json.loads((out / "results.json").read_text())["shifts"][0]["models"]  # per-model detail for the report
+    assert "Wrote" in done.stderr and str(out) in done.stderr
     bad = subprocess.run(
         [exe, "estimate", "--id", "/nonexistent.npz", "--ood", "x.npz"], capture_output=True, text=True, timeout=60
     )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
+
+
+def test_demo_refuses_an_output_path_that_is_a_file(capsys, tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("keep me")
+    code, _, err = run(capsys, "demo", "--config", "tiny", "--out", target)
+    assert code == 2 and "--out" in err and err.count("\n") == 1
+    assert target.read_text() == "keep me"
+
+
+def test_the_progress_line_reports_counts_and_time_left():
+    import io
+
+    from ontheline.cli import _Progress
+
+    stream = io.StringIO()
+    progress = _Progress(stream)
+    for done in range(0, 11):
+        progress("digits: model", done, 10)
+    progress("digits: scoring", 0, 0)
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("[") and "0/10" in lines[0]
+    assert "10/10" in lines[-2] and "left" in lines[-2] and lines[-1] == "digits: scoring"

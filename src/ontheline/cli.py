@@ -1,4 +1,4 @@
-"""The ``ontheline`` command line: ``estimate`` on your own predictions, ``demo`` on a generated zoo.
+"""The ``ontheline`` command line: ``estimate`` on your own predictions; ``demo`` and ``bench`` on packaged data.
 
 Bad input exits with status 2 and one line on stderr that names the problem and the fix.
 """
@@ -8,9 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import time
 import zipfile
 from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -134,21 +138,71 @@ def _cmd_estimate(args: argparse.Namespace) -> None:
     _print_evaluation(evaluation, args.format)
 
 
-def _cmd_demo(args: argparse.Namespace) -> None:
-    from ontheline.synthetic import make_line_zoo
+def _cmd_benchmark(args: argparse.Namespace) -> None:
+    from ontheline._io import write_text
+    from ontheline.bench import tables
+    from ontheline.bench.suite import run_benchmark
+    from ontheline.report import benchmark_report
 
-    id_probs, id_labels, ood_probs, ood_labels = make_line_zoo(n_models=args.models, random_state=args.seed)
-    models = [f"linear_{i:02d}" for i in range(args.models)]
-    if args.format == "table":
-        print(
-            f"Demo: {args.models} linear classifiers on generated Gaussian data; the OOD set is a contrast-and-noise "
-            "shift of the ID set. True OOD labels are used only to score the estimates.\n"
-        )
-    evaluation = evaluate(
-        dict(zip(models, id_probs)), id_labels, dict(zip(models, ood_probs)), methods=args.method,
-        ood_labels=ood_labels, n_bootstrap=args.bootstrap,
-    )  # fmt: skip
-    _print_evaluation(evaluation, args.format)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {str(out)!r} is a file; pass a folder for report.html and results.json.")
+    cache = Path(args.cache_dir) if args.cache_dir else None
+    result = run_benchmark(args.config, cache_dir=cache, jobs=args.jobs, min_r2=args.min_r2, progress=_Progress())
+    command = "ontheline " + " ".join(sys.argv[1:] if args.argv is None else args.argv)
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    summary = result.to_dict()
+    write_text(out / "results.json", json.dumps(result.to_dict(per_model=True), indent=1, allow_nan=False) + "\n")
+    write_text(out / "results.md", tables.results_markdown(result, command, date))
+    write_text(out / "report.html", benchmark_report(result))
+    if args.format == "json":
+        print(json.dumps(summary, indent=2, allow_nan=False))
+    else:
+        models = " and ".join(f"{n} models on {d}" for d, n in result.n_models.items())
+        print(f"Benchmark {args.config!r}: {models}, {len(result.select('all'))} shifts, every estimator fitted on ID")
+        print("validation and scored against the held-aside OOD labels (mean absolute error, accuracy points).\n")
+        print(tables.text(*tables.zoo_table(result)))
+        print()
+        print(tables.text(*tables.summary_table(result, "all", "family")))
+        print()
+        print("\n".join(tables.quality_lines(result)))
+        print()
+    print(f"Wrote {out / 'report.html'}, {out / 'results.json'} and {out / 'results.md'}.", file=sys.stderr)
+
+
+class _Progress:
+    """A one-line progress bar with ETA on a terminal; a line per stage and per 10% elsewhere."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.started = time.monotonic()
+        self.shown = -1
+
+    def __call__(self, message: str, done: int, total: int) -> None:
+        if total == 0:  # a stage without a count
+            self._emit(message, final=True)
+            return
+        if done == 0:
+            self.started, self.shown = time.monotonic(), -1
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / done * (total - done) if done else float("nan")
+        bar = "#" * (20 * done // total)
+        line = f"[{bar:<20}] {done}/{total}  {elapsed:4.0f} s" + (f", about {eta:.0f} s left" if done else "") + f"  {message}"
+        tenth = 10 * done // total
+        if self.tty:
+            self._emit(line, final=done == total)
+        elif tenth != self.shown:
+            self.shown = tenth
+            self._emit(line, final=True)
+
+    def _emit(self, line: str, *, final: bool) -> None:
+        if self.tty:
+            width = shutil.get_terminal_size().columns - 1
+            self.stream.write("\r" + line[:width].ljust(width) + ("\n" if final else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -175,10 +229,18 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--min-r2", type=_unit_float, default=0.95, help="trust threshold on the agreement line's R²")
     est.set_defaults(run=_cmd_estimate)
 
-    demo = sub.add_parser("demo", parents=[common], help="run every estimator on a generated zoo with known truth")
-    demo.add_argument("--models", type=_non_negative_int, default=30)
-    demo.add_argument("--seed", type=_non_negative_int, default=0)
-    demo.set_defaults(run=_cmd_demo)
+    for command, config, help_text in (
+        ("demo", "quick", "train a zoo on packaged digits, estimate on 116 shifts, score it, write a report"),
+        ("bench", "full", "the whole benchmark suite (as recorded in benchmarks/results/)"),
+    ):
+        bench = sub.add_parser(command, help=help_text)
+        bench.add_argument("--config", choices=("tiny", "quick", "full"), default=config)
+        bench.add_argument("--out", default=f"ontheline-{command}", help="folder for report.html, results.json, results.md")
+        bench.add_argument("--format", choices=("table", "json"), default="table")
+        bench.add_argument("--jobs", type=_positive_int, default=min(os.cpu_count() or 1, 8), help="worker processes")
+        bench.add_argument("--cache-dir", help="where predictions are cached (default $ONTHELINE_STORE or ~/.cache/ontheline)")
+        bench.add_argument("--min-r2", type=_unit_float, default=0.95, help="trust threshold on the agreement line's R²")
+        bench.set_defaults(run=_cmd_benchmark)
     return parser
 
 
@@ -189,6 +251,13 @@ def _non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
 
 
@@ -204,6 +273,7 @@ def _unit_float(text: str) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = None if argv is None else list(argv)
     try:
         args.run(args)
     except ValueError as exc:  # every documented bad input is a ValueError with a one-line message

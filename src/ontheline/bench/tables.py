@@ -1,0 +1,129 @@
+"""The benchmark's tables as plain rows, rendered as aligned text (terminal) or Markdown (results files)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ontheline.bench.suite import ZOOS, BenchmarkResult, quality, summarise
+
+Row = list[Any]
+
+
+def summary_table(result: BenchmarkResult, zoo: str, grouping: str) -> tuple[list[str], list[Row]]:
+    """Mean MAE (points) per method for each group of shifts, with shift and trust counts."""
+    groups = summarise(result.select(zoo))[zoo][grouping]
+    methods = result.methods
+    header = [grouping, "shifts", "trusted", "mean R²", *methods]
+    rows = [
+        [name, g["n_shifts"], g["n_trusted"], g["mean_agreement_r2"], *(g["mae"][m] for m in methods)]
+        for name, g in groups.items()
+    ]
+    return header, rows
+
+
+def zoo_table(result: BenchmarkResult) -> tuple[list[str], list[Row]]:
+    """Overall mean MAE for the whole zoo and for its neural and non-neural halves."""
+    methods = result.methods
+    header = ["zoo", "models", "shifts", "trusted", "mean R²", *methods]
+    rows = []
+    for zoo in ZOOS:
+        scores = result.select(zoo)
+        if scores:
+            g = summarise(scores)[zoo]["overall"]["all"]
+            n_models = len(scores[0].models)
+            rows.append([zoo, n_models, g["n_shifts"], g["n_trusted"], g["mean_agreement_r2"], *(g["mae"][m] for m in methods)])
+    return header, rows
+
+
+def shift_table(result: BenchmarkResult, zoo: str = "all") -> tuple[list[str], list[Row]]:
+    """One row per shift: agreement and accuracy R², the trust flag and every method's MAE."""
+    methods = result.methods
+    header = ["dataset", "shift", "agreement R²", "accuracy R²", "trusted", *methods]
+    rows = []
+    for s in result.select(zoo):
+        mae = s.mae()
+        r2 = None if s.agreement is None else s.agreement.r2
+        rows.append([s.shift.dataset, s.shift.name, r2, s.accuracy_line[2], s.trusted, *(mae[m] for m in methods)])
+    return header, rows
+
+
+def quality_lines(result: BenchmarkResult) -> list[str]:
+    """The quality goals, one sentence per zoo and goal."""
+    lines = []
+    for zoo in ZOOS:
+        scores = result.select(zoo)
+        if not scores:
+            continue
+        q = quality(scores)
+        good, bad = q["trusted_shifts"], q["flagged_failures"]
+        if good["n_shifts"]:
+            lines.append(
+                f"{zoo}: on the {good['n_shifts']} shifts with R² >= {result.min_r2}, ALine-D MAE "
+                f"{good['aline_d_mae']:.2f} vs ATC-MC {good['atc_mc_mae']:.2f} points "
+                f"(goal <= 1.5 and below ATC: {'met' if good['met'] else 'not met'})."
+            )
+        else:
+            lines.append(f"{zoo}: no shift reached R² >= {result.min_r2}.")
+        if bad["n_shifts"]:
+            lines.append(
+                f"{zoo}: ALine-D is off by more than 5 points on {bad['n_shifts']} shifts; R² flagged "
+                f"{bad['n_flagged']} of them ({100 * bad['share_flagged']:.0f}%, goal >= 90%: "
+                f"{'met' if bad['met'] else 'not met'})."
+            )
+        else:
+            lines.append(f"{zoo}: ALine-D is within 5 points on every shift.")
+    return lines
+
+
+def text(header: Sequence[str], rows: Sequence[Row]) -> str:
+    """Columns aligned for a terminal; the first column left, numbers right."""
+    cells = [list(header)] + [[_format(v) for v in row] for row in rows]
+    widths = [max(len(r[c]) for r in cells) for c in range(len(header))]
+    lines = ["  ".join(v.ljust(w) if c == 0 else v.rjust(w) for c, (v, w) in enumerate(zip(r, widths))) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown(header: Sequence[str], rows: Sequence[Row]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if c == 0 else "---:" for c in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(_format(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        return "-" if value != value else f"{value:.2f}"
+    return str(value)
+
+
+
+def results_markdown(result: BenchmarkResult, command: str, date: str) -> str:
+    """The recorded results file: how it was produced, then every table."""
+    config = result.config
+    models = ", ".join(f"{n} models on {d}" for d, n in result.n_models.items())
+    parts = [
+        f"# Benchmark results: `{config.name}`",
+        "",
+        f"Produced by `{command}` on {date}; {models}; {len(result.select('all'))} shifts; "
+        f"{result.seconds:.0f} s{' with predictions from the cache' if result.from_cache else ''}.",
+        "Mean absolute error in accuracy points; `oracle` is the accuracy line fitted with the OOD labels. "
+        f"A shift is trusted when the agreement line's R² >= {result.min_r2}.",
+        "",
+        "## Quality goals",
+        "",
+        *[f"- {line}" for line in quality_lines(result)],
+        "",
+        "## Whole zoo, neural and non-neural models",
+        "",
+        markdown(*zoo_table(result)),
+    ]
+    for grouping in ("family", "dataset", "severity"):
+        for zoo in ("all", "neural"):
+            parts += ["", f"## By {grouping} ({zoo} zoo)", "", markdown(*summary_table(result, zoo, grouping))]
+    parts += ["", "## Every shift (whole zoo)", "", markdown(*shift_table(result)), ""]
+    return "\n".join(parts)

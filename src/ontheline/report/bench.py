@@ -1,0 +1,103 @@
+"""The benchmark's HTML report: summaries, the quality goals, one plot per shift."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from html import escape
+
+import numpy as np
+
+from ontheline.bench import tables
+from ontheline.bench.suite import BenchmarkResult, ShiftScore
+from ontheline.report.page import page, table
+from ontheline.report.svg import Axes, Line, Series, scatter
+
+_MAX_PAIRS = 400  # pairs drawn per plot: enough to see the line, light enough for 100+ plots
+
+
+def benchmark_report(result: BenchmarkResult) -> str:
+    """A self-contained HTML page for one benchmark run."""
+    config = result.config
+    models = ", ".join(f"{n} models on {d}" for d, n in result.n_models.items())
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    body = [
+        f"<h1>ontheline benchmark: {escape(config.name)}</h1>",
+        f'<p class="meta">{escape(models)}; {len(result.select("all"))} shifts; '
+        f"{result.seconds:.0f} s{' (predictions from the cache)' if result.from_cache else ''}; {stamp}.</p>",
+        "<p>Each zoo is fitted on labelled ID validation data and estimates its accuracy on every shifted "
+        "test set; the true OOD labels are used only to score the estimates. Errors are mean absolute "
+        "errors in accuracy points. <em>oracle</em> is the accuracy line fitted with the OOD labels: the "
+        "floor for any method that maps ID accuracy to OOD accuracy along a line.</p>",
+        _quality_banner(result),
+        "<h2>Whole zoo, neural and non-neural models</h2>",
+        table(*tables.zoo_table(result)),
+    ]
+    for grouping in ("family", "dataset", "severity"):
+        body += [f"<h2>By {grouping} (whole zoo)</h2>", table(*tables.summary_table(result, "all", grouping))]
+    body += [
+        "<h2>Does the agreement R² warn in advance?</h2>",
+        "<p>Each point is a shift. Estimates go wrong where the agreement line stops being a line, and "
+        "the R² is computed without a single OOD label.</p>",
+        _r2_plot(result),
+        "<h2>Every shift (whole zoo)</h2>",
+        "<p>Rows in orange are flagged: the agreement R² is below "
+        f"{result.min_r2}, so agreement-on-the-line may not hold there. Click a header to sort.</p>",
+    ]
+    header, rows = tables.shift_table(result)
+    body.append(table(header, rows, flags=[not s.trusted for s in result.select("all")]))
+    body.append("<h2>The lines, shift by shift</h2><p>Probit axes. Hover a point to see the pair or model.</p>")
+    body += [_shift_details(s) for s in result.select("all")]
+    return page(f"ontheline benchmark: {config.name}", "".join(body))
+
+
+def _quality_banner(result: BenchmarkResult) -> str:
+    lines = tables.quality_lines(result)
+    met = all("not met" not in line for line in lines)
+    items = "".join(f"<li>{escape(line)}</li>" for line in lines)
+    verdict = "Quality goals met." if met else "Some quality goals are not met on this run."
+    return f'<div class="banner {"ok" if met else "warn"}"><strong>{verdict}</strong><ul>{items}</ul></div>'
+
+
+def _r2_plot(result: BenchmarkResult) -> str:
+    plots = []
+    for zoo in ("all", "neural"):
+        scores = [s for s in result.select(zoo) if s.agreement is not None and np.isfinite(s.mae()["aline-d"])]
+        if not scores:
+            continue
+        points = np.array([[s.agreement.r2, s.mae()["aline-d"]] for s in scores])  # type: ignore[union-attr]
+        tips = [f"{s.shift.dataset} {s.shift.name}: R² {r2:.3f}, ALine-D MAE {mae:.1f}" for s, (r2, mae) in zip(scores, points)]
+        axes = Axes("agreement R² (label-free)", f"ALine-D MAE, points ({zoo} zoo)", probit=False, same_scale=False)
+        plots.append(scatter([Series("shifts", points, tips, "#1f77b4", radius=3.5)], [], axes, diagonal=False))
+    return f'<div class="plots">{"".join(plots)}</div>'
+
+
+def _shift_details(score: ShiftScore) -> str:
+    return (
+        f"<details><summary>{escape(score.shift.dataset)} · {escape(score.shift.name)} · "
+        f"{escape(score.shift.describe())} · agreement R² {_r2(score)}{'' if score.trusted else ' · flagged'}</summary>"
+        f'<div class="plots">{shift_plot(score)}</div></details>'
+    )
+
+
+def shift_plot(score: ShiftScore) -> str:
+    """ID vs OOD agreement of model pairs and accuracy of models, on probit axes, with both lines."""
+    models = score.models
+    order = np.random.default_rng(0).permutation(len(score.pairs))[:_MAX_PAIRS]
+    pairs, agreement = score.pairs[order], score.pair_agreement[order]
+    pair_tips = [f"{models[i]} vs {models[j]}: agreement ID {a:.3f}, OOD {b:.3f}" for (i, j), (a, b) in zip(pairs, agreement)]
+    acc = np.stack([score.id_accuracy, score.ood_accuracy], axis=1)
+    acc_tips = [f"{m}: accuracy ID {a:.3f}, OOD {b:.3f}" for m, (a, b) in zip(models, acc)]
+    series = [
+        Series("agreement (pairs)", agreement, pair_tips, "#1f77b4", radius=2.0, opacity=0.35),
+        Series("accuracy (models)", acc, acc_tips, "#e6550d", radius=3.0),
+    ]
+    lines = []
+    if score.agreement is not None:
+        lines.append(Line(f"agreement line (R² {score.agreement.r2:.3f})", score.agreement.slope, score.agreement.bias, "#1f77b4"))
+    slope, bias, r2 = score.accuracy_line
+    lines.append(Line(f"accuracy line (R² {r2:.3f})", slope, bias, "#e6550d", dash="5 3"))
+    return scatter(series, lines, Axes("ID", "OOD"))
+
+
+def _r2(score: ShiftScore) -> str:
+    return "n/a" if score.agreement is None else f"{score.agreement.r2:.3f}"

@@ -1,0 +1,165 @@
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="the zoo's networks need the torch extra, which make test installs")
+
+import ontheline as otl  # noqa: E402
+from ontheline.agreement import AgreementLine  # noqa: E402
+from ontheline.bench import suite  # noqa: E402
+from ontheline.bench.suite import CONFIGS, ORACLE, ShiftScore, ShiftSpec, quality, run_benchmark, summarise  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cache_dir(bench_cache):
+    return bench_cache
+
+
+@pytest.fixture(scope="module")
+def tiny(cache_dir):
+    return run_benchmark("tiny", cache_dir=cache_dir)
+
+
+@pytest.fixture(scope="module")
+def predictions(tiny, cache_dir):
+    preds, from_cache = suite.zoo_predictions(CONFIGS["tiny"], "digits", cache_dir=cache_dir)
+    assert from_cache
+    return preds
+
+
+def test_the_tiny_benchmark_scores_every_shift_for_every_zoo(tiny):
+    shifts = CONFIGS["tiny"].shifts("digits")
+    assert len(shifts) == 1 + 3 * 2 and shifts[0].kind == "natural"
+    for zoo, n_models in (("all", 7), ("neural", 4), ("non-neural", 3)):
+        scores = tiny.select(zoo)
+        assert [s.shift for s in scores] == shifts
+        assert all(len(s.models) == n_models for s in scores)
+    assert tiny.n_models == {"digits": 7}
+
+
+def test_true_accuracy_comes_from_the_held_aside_labels(tiny, predictions):
+    for score in tiny.select("all"):
+        labels = predictions.probs[score.shift.name].argmax(axis=-1)
+        np.testing.assert_allclose(score.ood_accuracy, (labels == predictions.labels[score.shift.name]).mean(axis=1))
+
+
+def test_estimates_match_a_separate_evaluation_of_the_same_predictions(tiny, predictions):
+    score = tiny.select("all")[1]
+    models = predictions.models
+    evaluation = otl.evaluate(
+        dict(zip(models, predictions.probs["id_val"])),
+        predictions.labels["id_val"],
+        dict(zip(models, predictions.probs[score.shift.name])),
+        ood_labels=predictions.labels[score.shift.name],
+        n_bootstrap=0,
+    )
+    for method, result in evaluation.results.items():
+        np.testing.assert_allclose(score.estimates[method], result.ood_accuracy, atol=1e-12)
+        assert score.mae()[method] == pytest.approx(100 * evaluation.mae()[method])
+    assert score.agreement.r2 == pytest.approx(evaluation.line.r2)
+
+
+def test_estimates_do_not_depend_on_the_ood_labels(tiny, predictions):
+    shift = CONFIGS["tiny"].shifts("digits")[2]
+    shuffled = dict(predictions.labels)
+    shuffled[shift.name] = np.random.default_rng(0).permutation(shuffled[shift.name])
+    rescored = suite.score(
+        suite.ZooPredictions(predictions.dataset, predictions.models, predictions.neural, predictions.probs, shuffled),
+        [shift],
+    )[0]
+    original = tiny.select("all")[2]
+    for method in otl.METHODS:
+        np.testing.assert_array_equal(rescored.estimates[method], original.estimates[method])
+    assert not np.array_equal(rescored.ood_accuracy, original.ood_accuracy)
+
+
+def test_a_second_run_reads_the_cache_and_gives_the_same_scores(tiny, cache_dir):
+    again = run_benchmark("tiny", cache_dir=cache_dir)
+    assert again.from_cache
+    assert json.dumps(again.to_dict(per_model=True)["shifts"]) == json.dumps(tiny.to_dict(per_model=True)["shifts"])
+
+
+def test_a_damaged_cache_file_is_recomputed_with_a_warning(tiny, tmp_path):
+    config = CONFIGS["tiny"]
+    name = f"digits-tiny-{suite.fingerprint(config, 'digits')}.npz"
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / name).write_bytes(b"not an npz file")
+    with pytest.warns(UserWarning, match="unreadable benchmark cache"):
+        preds, from_cache = suite.zoo_predictions(config, "digits", cache_dir=tmp_path)
+    assert not from_cache
+    assert suite.zoo_predictions(config, "digits", cache_dir=tmp_path)[1]  # the rewritten file reads back
+    assert [p.name for p in (tmp_path / "bench").iterdir()] == [name]  # no temporary files left behind
+
+
+def test_parallel_workers_give_the_same_predictions(predictions, tmp_path):
+    parallel, _ = suite.zoo_predictions(CONFIGS["tiny"], "digits", cache_dir=tmp_path, jobs=2)
+    assert parallel.models == predictions.models
+    for name, probs in predictions.probs.items():
+        np.testing.assert_array_equal(parallel.probs[name], probs)
+
+
+def test_the_fingerprint_follows_what_the_predictions_depend_on():
+    tiny, quick = CONFIGS["tiny"], CONFIGS["quick"]
+    assert suite.fingerprint(tiny, "digits") == suite.fingerprint(tiny, "digits")
+    assert suite.fingerprint(tiny, "digits") != suite.fingerprint(quick, "digits")
+    assert suite.fingerprint(quick, "digits") != suite.fingerprint(quick, "mnist")
+
+
+def test_the_oracle_is_exact_when_accuracies_lie_on_a_probit_line():
+    id_acc = np.array([0.6, 0.7, 0.8, 0.9, 0.95])
+    ood_acc = otl.probit(id_acc)
+    from scipy.stats import norm
+
+    ood_acc = norm.cdf(0.8 * ood_acc - 0.3)
+    np.testing.assert_allclose(suite._oracle(id_acc, ood_acc, 10**6, 10**6), ood_acc, atol=1e-9)
+
+
+def _score(name: str, r2: float, aline_error: float, atc_error: float) -> ShiftScore:
+    truth = np.array([0.5, 0.7, 0.9])
+    estimates = {"aline-d": truth + aline_error / 100, "atc-mc": truth - atc_error / 100, ORACLE: truth}
+    spec = ShiftSpec("digits", name, 1)
+    line = AgreementLine(1.0, 0.0, r2, 3)
+    empty = np.zeros((0, 2))
+    return ShiftScore(spec, "all", ("a", "b", "c"), 100, 100, truth, truth, estimates, line, 0.95, {}, empty, empty)
+
+
+def test_quality_goals_count_trusted_shifts_and_flagged_failures():
+    scores = [
+        _score("gaussian_noise", 0.99, 1.0, 2.0),
+        _score("rotate", 0.97, 1.5, 1.0),
+        _score("contrast", 0.50, 20.0, 30.0),
+        _score("inversion", 0.97, 8.0, 9.0),  # a failure the flag missed
+    ]
+    q = quality(scores)
+    assert q["trusted_shifts"]["n_shifts"] == 3
+    assert q["trusted_shifts"]["aline_d_mae"] == pytest.approx((1.0 + 1.5 + 8.0) / 3)
+    assert q["trusted_shifts"]["met"] is False
+    assert q["flagged_failures"]["n_shifts"] == 2 and q["flagged_failures"]["n_flagged"] == 1
+    assert q["flagged_failures"]["share_flagged"] == 0.5 and q["flagged_failures"]["met"] is False
+    assert quality(scores[:3])["flagged_failures"]["met"] is True
+
+
+def test_summaries_group_every_shift_once(tiny):
+    summary = summarise(tiny.scores)
+    for zoo in ("all", "neural", "non-neural"):
+        n = len(tiny.select(zoo))
+        assert summary[zoo]["overall"]["all"]["n_shifts"] == n
+        for grouping in ("dataset", "family", "severity"):
+            assert sum(g["n_shifts"] for g in summary[zoo][grouping].values()) == n
+    assert set(summary["all"]["family"]) == {"natural", "noise", "geometric", "photometric"}
+    overall = summary["all"]["overall"]["all"]["mae"]["aline-d"]
+    assert overall == pytest.approx(np.nanmean([s.mae()["aline-d"] for s in tiny.select("all")]))
+
+
+def test_a_method_that_cannot_estimate_a_shift_is_recorded_not_fatal(tiny):
+    failed = [s for s in tiny.scores if s.failures]
+    assert failed  # four tiny networks leave a bipartite pair graph on some shifts
+    for s in failed:
+        for method, message in s.failures.items():
+            assert np.isnan(s.estimates[method]).all() and message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        text = json.dumps(tiny.to_dict(per_model=True), allow_nan=False)  # missing values are null, not NaN
+    assert json.loads(text)["n_models"] == 7
