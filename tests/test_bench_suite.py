@@ -8,8 +8,11 @@ pytest.importorskip("torch", reason="the zoo's networks need the torch extra, wh
 
 import ontheline as otl  # noqa: E402
 from ontheline.agreement import AgreementLine  # noqa: E402
-from ontheline.bench import suite  # noqa: E402
-from ontheline.bench.suite import CONFIGS, ORACLE, ShiftScore, ShiftSpec, quality, run_benchmark, summarise  # noqa: E402
+from ontheline.bench import predict  # noqa: E402
+from ontheline.bench import score as scoring  # noqa: E402
+from ontheline.bench.config import CONFIGS, ShiftSpec  # noqa: E402
+from ontheline.bench.score import ORACLE, ShiftScore, quality, summarise  # noqa: E402
+from ontheline.bench.suite import run_benchmark  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +27,7 @@ def tiny(cache_dir):
 
 @pytest.fixture(scope="module")
 def predictions(tiny, cache_dir):
-    preds, from_cache = suite.zoo_predictions(CONFIGS["tiny"], "digits", cache_dir=cache_dir)
+    preds, from_cache = predict.zoo_predictions(CONFIGS["tiny"], "digits", cache_dir=cache_dir)
     assert from_cache
     return preds
 
@@ -65,8 +68,10 @@ def test_estimates_do_not_depend_on_the_ood_labels(tiny, predictions):
     shift = CONFIGS["tiny"].shifts("digits")[2]
     shuffled = dict(predictions.labels)
     shuffled[shift.name] = np.random.default_rng(0).permutation(shuffled[shift.name])
-    rescored = suite.score(
-        suite.ZooPredictions(predictions.dataset, predictions.models, predictions.neural, predictions.probs, shuffled),
+    rescored = scoring.score(
+        predict.ZooPredictions(
+            predictions.dataset, predictions.models, predictions.neural, predictions.probs, shuffled
+        ),
         [shift],
     )[0]
     original = tiny.select("all")[2]
@@ -83,18 +88,18 @@ def test_a_second_run_reads_the_cache_and_gives_the_same_scores(tiny, cache_dir)
 
 def test_a_damaged_cache_file_is_recomputed_with_a_warning(tiny, tmp_path):
     config = CONFIGS["tiny"]
-    name = f"digits-tiny-{suite.fingerprint(config, 'digits')}.npz"
+    name = f"digits-tiny-{predict.fingerprint(config, 'digits')}.npz"
     (tmp_path / "bench").mkdir()
     (tmp_path / "bench" / name).write_bytes(b"not an npz file")
     with pytest.warns(UserWarning, match="unreadable benchmark cache"):
-        preds, from_cache = suite.zoo_predictions(config, "digits", cache_dir=tmp_path)
+        preds, from_cache = predict.zoo_predictions(config, "digits", cache_dir=tmp_path)
     assert not from_cache
-    assert suite.zoo_predictions(config, "digits", cache_dir=tmp_path)[1]  # the rewritten file reads back
+    assert predict.zoo_predictions(config, "digits", cache_dir=tmp_path)[1]  # the rewritten file reads back
     assert [p.name for p in (tmp_path / "bench").iterdir()] == [name]  # no temporary files left behind
 
 
 def test_parallel_workers_give_the_same_predictions(predictions, tmp_path):
-    parallel, _ = suite.zoo_predictions(CONFIGS["tiny"], "digits", cache_dir=tmp_path, jobs=2)
+    parallel, _ = predict.zoo_predictions(CONFIGS["tiny"], "digits", cache_dir=tmp_path, jobs=2)
     assert parallel.models == predictions.models
     for name, probs in predictions.probs.items():
         np.testing.assert_array_equal(parallel.probs[name], probs)
@@ -102,9 +107,9 @@ def test_parallel_workers_give_the_same_predictions(predictions, tmp_path):
 
 def test_the_fingerprint_follows_what_the_predictions_depend_on():
     tiny, quick = CONFIGS["tiny"], CONFIGS["quick"]
-    assert suite.fingerprint(tiny, "digits") == suite.fingerprint(tiny, "digits")
-    assert suite.fingerprint(tiny, "digits") != suite.fingerprint(quick, "digits")
-    assert suite.fingerprint(quick, "digits") != suite.fingerprint(quick, "mnist")
+    assert predict.fingerprint(tiny, "digits") == predict.fingerprint(tiny, "digits")
+    assert predict.fingerprint(tiny, "digits") != predict.fingerprint(quick, "digits")
+    assert predict.fingerprint(quick, "digits") != predict.fingerprint(quick, "mnist")
 
 
 def test_the_oracle_is_exact_when_accuracies_lie_on_a_probit_line():
@@ -113,7 +118,7 @@ def test_the_oracle_is_exact_when_accuracies_lie_on_a_probit_line():
     from scipy.stats import norm
 
     ood_acc = norm.cdf(0.8 * ood_acc - 0.3)
-    np.testing.assert_allclose(suite._oracle(id_acc, ood_acc, 10**6, 10**6), ood_acc, atol=1e-9)
+    np.testing.assert_allclose(scoring._oracle(id_acc, ood_acc, 10**6, 10**6), ood_acc, atol=1e-9)
 
 
 def _score(name: str, r2: float, aline_error: float, atc_error: float) -> ShiftScore:
@@ -163,3 +168,30 @@ def test_a_method_that_cannot_estimate_a_shift_is_recorded_not_fatal(tiny):
         warnings.simplefilter("error")
         text = json.dumps(tiny.to_dict(per_model=True), allow_nan=False)  # missing values are null, not NaN
     assert json.loads(text)["n_models"] == 7
+
+
+def test_the_threshold_table_agrees_with_the_quality_goals_and_is_monotone():
+    from ontheline.bench import tables
+    from ontheline.bench.suite import BenchmarkResult
+
+    scores = [
+        _score("gaussian_noise", 0.99, 1.0, 2.0),
+        _score("rotate", 0.92, 1.5, 1.0),
+        _score("contrast", 0.50, 20.0, 30.0),
+        _score("inversion", 0.97, 8.0, 9.0),
+        _score("shear", 0.85, 6.0, 4.0),
+    ]
+    result = BenchmarkResult(CONFIGS["tiny"], tuple(scores), {"digits": 3}, False, 0.0, 0.95)
+    header, rows = tables.threshold_table(result, thresholds=(0.8, 0.9, 0.95, 0.99))
+    by_threshold = {row[0]: dict(zip(header, row)) for row in rows}
+    q = quality(scores)
+    at_95 = by_threshold["0.95"]
+    assert at_95["trusted shifts"] == q["trusted_shifts"]["n_shifts"] == 2
+    assert at_95["ALine-D MAE (trusted)"] == pytest.approx(q["trusted_shifts"]["aline_d_mae"])
+    assert at_95["failures flagged (%)"] == pytest.approx(100 * q["flagged_failures"]["share_flagged"])
+    counts = [row[1] for row in rows]
+    flagged = [row[4] for row in rows]
+    assert counts == sorted(counts, reverse=True) and flagged == sorted(flagged)
+    text = tables.text(header, rows)
+    assert len(text.splitlines()) == 2 + len(rows)
+    assert tables.markdown(header, rows).count("\n") == 1 + len(rows)

@@ -194,12 +194,21 @@ def test_the_installed_command_runs_the_benchmark_demo_and_writes_its_files(benc
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
 
 
-def test_demo_refuses_an_output_path_that_is_a_file(capsys, tmp_path):
+@pytest.mark.parametrize("option", ["--out", "--cache-dir"])
+def test_demo_refuses_a_folder_option_that_is_a_file(capsys, tmp_path, option):
     target = tmp_path / "taken"
     target.write_text("keep me")
-    code, _, err = run(capsys, "demo", "--config", "tiny", "--out", target)
-    assert code == 2 and "--out" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "demo", "--config", "tiny", option, target)
+    assert code == 2 and option in err and err.count("\n") == 1
     assert target.read_text() == "keep me"
+
+
+def test_demo_rejects_an_unknown_config_and_zero_jobs(capsys):
+    for argv in (["demo", "--config", "huge"], ["bench", "--jobs", "0"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err.count("\n") == 1
 
 
 def test_the_progress_line_reports_counts_and_time_left():

@@ -13,7 +13,7 @@ import sys
 import time
 import zipfile
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,19 +148,23 @@ def _cmd_benchmark(args: argparse.Namespace) -> None:
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {str(out)!r} is a file; pass a folder for report.html and results.json.")
     cache = Path(args.cache_dir) if args.cache_dir else None
+    if cache is not None and cache.exists() and not cache.is_dir():
+        raise InputError(f"--cache-dir {str(cache)!r} is a file; pass a folder for the prediction cache.")
     result = run_benchmark(args.config, cache_dir=cache, jobs=args.jobs, min_r2=args.min_r2, progress=_Progress())
     command = "ontheline " + " ".join(sys.argv[1:] if args.argv is None else args.argv)
-    date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    date = datetime.now(UTC).strftime("%Y-%m-%d")
     summary = result.to_dict()
-    write_text(out / "results.json", json.dumps(result.to_dict(per_model=True), indent=1, allow_nan=False) + "\n")
+    write_text(out / "results.json", _json(result.to_dict(per_model=True)))
     write_text(out / "results.md", tables.results_markdown(result, command, date))
     write_text(out / "report.html", benchmark_report(result))
     if args.format == "json":
-        print(json.dumps(summary, indent=2, allow_nan=False))
+        print(_json(summary), end="")
     else:
         models = " and ".join(f"{n} models on {d}" for d, n in result.n_models.items())
         print(f"Benchmark {args.config!r}: {models}, {len(result.select('all'))} shifts, every estimator fitted on ID")
         print("validation and scored against the held-aside OOD labels (mean absolute error, accuracy points).\n")
+        print(tables.text(*tables.trust_table(result)))
+        print()
         print(tables.text(*tables.zoo_table(result)))
         print()
         print(tables.text(*tables.summary_table(result, "all", "family")))
@@ -168,6 +172,21 @@ def _cmd_benchmark(args: argparse.Namespace) -> None:
         print("\n".join(tables.quality_lines(result)))
         print()
     print(f"Wrote {out / 'report.html'}, {out / 'results.json'} and {out / 'results.md'}.", file=sys.stderr)
+
+
+def _json(obj: Any) -> str:
+    """Indented JSON with floats rounded to 6 significant digits: exact enough, and half the size."""
+
+    def rounded(value: Any) -> Any:
+        if isinstance(value, float):
+            return float(f"{value:.6g}")
+        if isinstance(value, dict):
+            return {k: rounded(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [rounded(v) for v in value]
+        return value
+
+    return json.dumps(rounded(obj), indent=1, allow_nan=False) + "\n"
 
 
 class _Progress:
@@ -188,7 +207,11 @@ class _Progress:
         elapsed = time.monotonic() - self.started
         eta = elapsed / done * (total - done) if done else float("nan")
         bar = "#" * (20 * done // total)
-        line = f"[{bar:<20}] {done}/{total}  {elapsed:4.0f} s" + (f", about {eta:.0f} s left" if done else "") + f"  {message}"
+        line = (
+            f"[{bar:<20}] {done}/{total}  {elapsed:4.0f} s"
+            + (f", about {eta:.0f} s left" if done else "")
+            + f"  {message}"
+        )
         tenth = 10 * done // total
         if self.tty:
             self._emit(line, final=done == total)
@@ -234,12 +257,21 @@ def build_parser() -> argparse.ArgumentParser:
         ("bench", "full", "the whole benchmark suite (as recorded in benchmarks/results/)"),
     ):
         bench = sub.add_parser(command, help=help_text)
-        bench.add_argument("--config", choices=("tiny", "quick", "full"), default=config)
-        bench.add_argument("--out", default=f"ontheline-{command}", help="folder for report.html, results.json, results.md")
+        bench.add_argument(
+            "--config", choices=("tiny", "quick", "full"), default=config,
+            help="tiny: seconds, for tests; quick: the demo, ~3 min fresh; full: the recorded suite, ~8 min fresh",
+        )  # fmt: skip
+        bench.add_argument(
+            "--out", default=f"ontheline-{command}", help="folder for report.html, results.json, results.md"
+        )
         bench.add_argument("--format", choices=("table", "json"), default="table")
         bench.add_argument("--jobs", type=_positive_int, default=min(os.cpu_count() or 1, 8), help="worker processes")
-        bench.add_argument("--cache-dir", help="where predictions are cached (default $ONTHELINE_STORE or ~/.cache/ontheline)")
-        bench.add_argument("--min-r2", type=_unit_float, default=0.95, help="trust threshold on the agreement line's R²")
+        bench.add_argument(
+            "--cache-dir", help="where predictions are cached (default $ONTHELINE_STORE or ~/.cache/ontheline)"
+        )
+        bench.add_argument(
+            "--min-r2", type=_unit_float, default=0.95, help="trust threshold on the agreement line's R²"
+        )
         bench.set_defaults(run=_cmd_benchmark)
     return parser
 
@@ -278,6 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.run(args)
     except ValueError as exc:  # every documented bad input is a ValueError with a one-line message
         print(f"ontheline: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a folder that cannot be created or written: a path the user gave
+        print(f"ontheline: error: {_one_line(exc)}; check the paths given and their permissions.", file=sys.stderr)
         return 2
     return 0
 

@@ -5,20 +5,61 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ontheline.bench.suite import ZOOS, BenchmarkResult, quality, summarise
+from ontheline.bench.score import ZOOS, mean_finite, quality, summarise
+from ontheline.bench.suite import BenchmarkResult
 
 Row = list[Any]
 
 
 def summary_table(result: BenchmarkResult, zoo: str, grouping: str) -> tuple[list[str], list[Row]]:
     """Mean MAE (points) per method for each group of shifts, with shift and trust counts."""
-    groups = summarise(result.select(zoo))[zoo][grouping]
+    groups = result.summary[zoo][grouping]
     methods = result.methods
     header = [grouping, "shifts", "trusted", "mean R²", *methods]
     rows = [
         [name, g["n_shifts"], g["n_trusted"], g["mean_agreement_r2"], *(g["mae"][m] for m in methods)]
         for name, g in groups.items()
     ]
+    return header, rows
+
+
+def trust_table(result: BenchmarkResult, zoo: str = "all") -> tuple[list[str], list[Row]]:
+    """Mean MAE per method on the shifts the R² trusts, on those it flags, and on all of them."""
+    methods = result.methods
+    header = ["shifts", "count", *methods]
+    scores = result.select(zoo)
+    rows = []
+    for label, chosen in (
+        (f"trusted (R² >= {result.min_r2})", [s for s in scores if s.trusted]),
+        ("flagged", [s for s in scores if not s.trusted]),
+        ("all", scores),
+    ):
+        if chosen:
+            mae = summarise(chosen)[zoo]["overall"]["all"]["mae"]
+            rows.append([label, len(chosen), *(mae[m] for m in methods)])
+    return header, rows
+
+
+def threshold_table(
+    result: BenchmarkResult, zoo: str = "all", thresholds=(0.8, 0.9, 0.95, 0.99)
+) -> tuple[list[str], list[Row]]:
+    """How the trust threshold trades coverage for precision: the quality goals at several R² cut-offs."""
+    header = ["R² threshold", "trusted shifts", "ALine-D MAE (trusted)", "ATC-MC MAE (trusted)", "failures flagged (%)"]
+    scores = [s for s in result.select(zoo) if s.agreement is not None]
+    failures = [s for s in scores if s.mae()["aline-d"] > 5]
+    rows = []
+    for threshold in thresholds:
+        trusted = [s.mae() for s in scores if s.agreement.r2 >= threshold]  # type: ignore[union-attr]
+        flagged = sum(s.agreement.r2 < threshold for s in failures)  # type: ignore[union-attr]
+        rows.append(
+            [
+                f"{threshold:g}",
+                len(trusted),
+                mean_finite([m["aline-d"] for m in trusted]) if trusted else None,
+                mean_finite([m["atc-mc"] for m in trusted]) if trusted else None,
+                100 * flagged / len(failures) if failures else None,
+            ]
+        )
     return header, rows
 
 
@@ -30,9 +71,11 @@ def zoo_table(result: BenchmarkResult) -> tuple[list[str], list[Row]]:
     for zoo in ZOOS:
         scores = result.select(zoo)
         if scores:
-            g = summarise(scores)[zoo]["overall"]["all"]
+            g = result.summary[zoo]["overall"]["all"]
             n_models = len(scores[0].models)
-            rows.append([zoo, n_models, g["n_shifts"], g["n_trusted"], g["mean_agreement_r2"], *(g["mae"][m] for m in methods)])
+            rows.append(
+                [zoo, n_models, g["n_shifts"], g["n_trusted"], g["mean_agreement_r2"], *(g["mae"][m] for m in methods)]
+            )
     return header, rows
 
 
@@ -86,7 +129,10 @@ def text(header: Sequence[str], rows: Sequence[Row]) -> str:
 
 
 def markdown(header: Sequence[str], rows: Sequence[Row]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if c == 0 else "---:" for c in range(len(header))) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" if c == 0 else "---:" for c in range(len(header))) + "|",
+    ]
     lines += ["| " + " | ".join(_format(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -99,7 +145,6 @@ def _format(value: Any) -> str:
     if isinstance(value, float):
         return "-" if value != value else f"{value:.2f}"
     return str(value)
-
 
 
 def results_markdown(result: BenchmarkResult, command: str, date: str) -> str:
@@ -117,6 +162,16 @@ def results_markdown(result: BenchmarkResult, command: str, date: str) -> str:
         "## Quality goals",
         "",
         *[f"- {line}" for line in quality_lines(result)],
+        "",
+        "## Trusted and flagged shifts (whole zoo)",
+        "",
+        markdown(*trust_table(result)),
+        "",
+        "## The trust threshold (whole zoo)",
+        "",
+        "A failure is a shift where ALine-D is off by more than 5 points.",
+        "",
+        markdown(*threshold_table(result)),
         "",
         "## Whole zoo, neural and non-neural models",
         "",

@@ -12,7 +12,6 @@ Every model ends as a :class:`TrainedModel` whose ``predict_proba`` maps images
 from __future__ import annotations
 
 import copy
-import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,29 +69,24 @@ def recipes(config: str) -> tuple[list[NetRecipe], list[SklearnRecipe]]:
     if config == "tiny":
         nets = [NetRecipe("cnn", 4, 1, 0, 3e-3, 1.0, (1, 2)), NetRecipe("mlp", 16, 1, 0, 3e-3, 1.0, (1, 2))]
         return nets, [SklearnRecipe("logreg", 1.0), SklearnRecipe("knn", 5), SklearnRecipe("forest", 4)]
-    if config == "quick":
-        # Many seeds of a few small nets, snapshotted from half- to fully-trained: on digits this gave
-        # ALine-D errors of 1-3 points on mild shifts (72 networks, 32 s on 2 cores).
-        archs = (("cnn", 8), ("mlp", 32), ("cnn", 16), ("mlp", 64))
-        nets = [
-            NetRecipe(a, w, 1, s, 1e-3 if s % 2 else 3e-3, 1.0 if s < 3 else 0.5, (5, 15, 30))
-            for s in range(6)
-            for a, w in archs
-        ]
-        controls = [SklearnRecipe("logreg", c) for c in (0.01, 1.0)] + [SklearnRecipe("knn", 5)]
-        return nets, controls
-    nets = []
-    for arch, width, depth, seed, lr, fraction in itertools.product(
-        ("cnn", "mlp"), (8, 16, 64), (1, 2), (0, 1), (1e-3, 3e-3), (0.5, 1.0)
-    ):
-        if (width + depth + seed) % 2 == 0:  # a balanced half of the grid, so training stays within minutes
-            nets.append(NetRecipe(arch, width, depth, seed, lr, fraction, (1, 3, 8)))
+    # Many seeds of small nets, each snapshotted from half- to fully-trained, with two learning rates
+    # and two training-data fractions: this spread gave ALine-D errors under 1 point on the shifts
+    # where the agreement line holds (see benchmarks/results/).
+    archs = [("cnn", 8, 1), ("mlp", 32, 1), ("cnn", 16, 1), ("mlp", 64, 1)]
     controls = (
-        [SklearnRecipe("logreg", c) for c in (0.001, 0.01, 0.1, 1.0)]
-        + [SklearnRecipe("forest", d) for d in (4, 8, 16)]
-        + [SklearnRecipe("knn", k) for k in (1, 5, 15)]
-        + [SklearnRecipe("svm", c) for c in (0.3, 3.0)]
+        [SklearnRecipe("logreg", c) for c in (0.01, 0.1, 1.0)]
+        + [SklearnRecipe("knn", k) for k in (3, 15)]
+        + [SklearnRecipe("forest", d) for d in (8, 16)]
     )
+    if config == "full":
+        archs += [("cnn", 8, 2), ("mlp", 32, 2)]
+        controls += [SklearnRecipe("logreg", 0.001), SklearnRecipe("knn", 1), SklearnRecipe("forest", 4)]
+        controls += [SklearnRecipe("svm", c) for c in (0.3, 3.0)]
+    nets = [
+        NetRecipe(arch, width, depth, seed, 1e-3 if seed % 2 else 3e-3, 1.0 if seed < 3 else 0.5, (5, 15, 30))
+        for seed in range(6)
+        for arch, width, depth in archs
+    ]
     return nets, controls
 
 
@@ -177,6 +171,7 @@ def _torch_predictor(net: Any) -> Callable[[np.ndarray], np.ndarray]:
 
 def train_sklearn(recipe: SklearnRecipe, train: Split) -> TrainedModel:
     """Fit one scikit-learn model on flattened pixels."""
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
@@ -186,7 +181,8 @@ def train_sklearn(recipe: SklearnRecipe, train: Split) -> TrainedModel:
         "logreg": lambda p: LogisticRegression(C=p, max_iter=300),
         "forest": lambda p: RandomForestClassifier(n_estimators=50, max_depth=int(p), random_state=recipe.seed),
         "knn": lambda p: KNeighborsClassifier(n_neighbors=int(p)),
-        "svm": lambda p: SVC(C=p, probability=True, random_state=recipe.seed),
+        # Platt-scaled on cross-validated scores: what SVC(probability=True) did before its deprecation.
+        "svm": lambda p: CalibratedClassifierCV(SVC(C=p), ensemble=False),
     }
     model = make[recipe.kind](recipe.param).fit(train.images.reshape(len(train), -1), train.labels)
 

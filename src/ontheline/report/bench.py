@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import escape
 
 import numpy as np
 
 from ontheline.bench import tables
-from ontheline.bench.suite import BenchmarkResult, ShiftScore
+from ontheline.bench.score import ShiftScore
+from ontheline.bench.suite import BenchmarkResult
 from ontheline.report.page import page, table
 from ontheline.report.svg import Axes, Line, Series, scatter
 
@@ -19,7 +20,7 @@ def benchmark_report(result: BenchmarkResult) -> str:
     """A self-contained HTML page for one benchmark run."""
     config = result.config
     models = ", ".join(f"{n} models on {d}" for d, n in result.n_models.items())
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     body = [
         f"<h1>ontheline benchmark: {escape(config.name)}</h1>",
         f'<p class="meta">{escape(models)}; {len(result.select("all"))} shifts; '
@@ -29,6 +30,10 @@ def benchmark_report(result: BenchmarkResult) -> str:
         "errors in accuracy points. <em>oracle</em> is the accuracy line fitted with the OOD labels: the "
         "floor for any method that maps ID accuracy to OOD accuracy along a line.</p>",
         _quality_banner(result),
+        "<h2>Where the agreement R² trusts the estimates, and where it flags them</h2>",
+        table(*tables.trust_table(result)),
+        "<h2>The trust threshold</h2><p>A failure is a shift where ALine-D is off by more than 5 points.</p>",
+        table(*tables.threshold_table(result)),
         "<h2>Whole zoo, neural and non-neural models</h2>",
         table(*tables.zoo_table(result)),
     ]
@@ -65,7 +70,10 @@ def _r2_plot(result: BenchmarkResult) -> str:
         if not scores:
             continue
         points = np.array([[s.agreement.r2, s.mae()["aline-d"]] for s in scores])  # type: ignore[union-attr]
-        tips = [f"{s.shift.dataset} {s.shift.name}: R² {r2:.3f}, ALine-D MAE {mae:.1f}" for s, (r2, mae) in zip(scores, points)]
+        tips = [
+            f"{s.shift.dataset} {s.shift.name}: R² {r2:.3f}, ALine-D MAE {mae:.1f}"
+            for s, (r2, mae) in zip(scores, points)
+        ]
         axes = Axes("agreement R² (label-free)", f"ALine-D MAE, points ({zoo} zoo)", probit=False, same_scale=False)
         plots.append(scatter([Series("shifts", points, tips, "#1f77b4", radius=3.5)], [], axes, diagonal=False))
     return f'<div class="plots">{"".join(plots)}</div>'
@@ -84,7 +92,9 @@ def shift_plot(score: ShiftScore) -> str:
     models = score.models
     order = np.random.default_rng(0).permutation(len(score.pairs))[:_MAX_PAIRS]
     pairs, agreement = score.pairs[order], score.pair_agreement[order]
-    pair_tips = [f"{models[i]} vs {models[j]}: agreement ID {a:.3f}, OOD {b:.3f}" for (i, j), (a, b) in zip(pairs, agreement)]
+    pair_tips = [
+        f"{models[i]} vs {models[j]}: agreement ID {a:.3f}, OOD {b:.3f}" for (i, j), (a, b) in zip(pairs, agreement)
+    ]
     acc = np.stack([score.id_accuracy, score.ood_accuracy], axis=1)
     acc_tips = [f"{m}: accuracy ID {a:.3f}, OOD {b:.3f}" for m, (a, b) in zip(models, acc)]
     series = [
@@ -93,10 +103,14 @@ def shift_plot(score: ShiftScore) -> str:
     ]
     lines = []
     if score.agreement is not None:
-        lines.append(Line(f"agreement line (R² {score.agreement.r2:.3f})", score.agreement.slope, score.agreement.bias, "#1f77b4"))
+        lines.append(
+            Line(
+                f"agreement line (R² {score.agreement.r2:.3f})", score.agreement.slope, score.agreement.bias, "#1f77b4"
+            )
+        )
     slope, bias, r2 = score.accuracy_line
     lines.append(Line(f"accuracy line (R² {r2:.3f})", slope, bias, "#e6550d", dash="5 3"))
-    return scatter(series, lines, Axes("ID", "OOD"))
+    return scatter(series, lines, Axes("ID agreement or accuracy, % (probit scale)", "OOD, % (probit scale)"))
 
 
 def _r2(score: ShiftScore) -> str:

@@ -54,7 +54,9 @@ def page(title: str, body: str) -> str:
     )
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[object]], *, sortable: bool = True, flags: Sequence[bool] = ()) -> str:
+def table(
+    header: Sequence[str], rows: Sequence[Sequence[object]], *, sortable: bool = True, flags: Sequence[bool] = ()
+) -> str:
     """A table; cells are escaped, numbers formatted with :func:`cell`."""
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = []

@@ -97,7 +97,8 @@ def scatter(series: Sequence[Series], lines: Sequence[Line], axes: Axes, *, diag
             for a, b, tip in zip(x, y, s.tips)
         ]
         parts.append("</g>")
-    parts += _legend([*series, *lines], left + 8, top + 14)
+    if len(series) + len(lines) > 1:
+        parts += _legend([*series, *lines], left + 8, top + 14)
     parts.append(
         f'<text x="{left + width / 2:.0f}" y="{axes.height - 6}" text-anchor="middle" class="axis">{escape(axes.x_label)}</text>'
         f'<text transform="translate(13 {top + height / 2:.0f}) rotate(-90)" text-anchor="middle" class="axis">'
@@ -121,7 +122,8 @@ def _ticks(domain: tuple[float, float], probit: bool, place: object, *, horizont
         values = [(float(norm.ppf(p)), f"{100 * p:g}") for p in _PROBIT_TICKS]
     else:
         step = _nice_step(domain[1] - domain[0])
-        values = [(v, f"{v:g}") for v in np.arange(np.ceil(domain[0] / step) * step, domain[1], step).round(10)]
+        grid = np.arange(np.ceil(domain[0] / step) * step, domain[1], step).round(10) + 0.0  # no "-0"
+        values = [(float(v), f"{v:g}") for v in grid]
     out = []
     for value, label in values:
         if not domain[0] <= value <= domain[1]:

@@ -1,0 +1,64 @@
+"""What a benchmark run covers: its configurations, datasets, splits and shifts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ontheline.bench.data import DATASETS
+from ontheline.shifts import CORRUPTIONS, FAMILIES
+
+_FAMILY_OF = {kind: family for family, kinds in FAMILIES.items() for kind in kinds}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Which zoo, which datasets and which shifts a benchmark run covers."""
+
+    name: str
+    zoo: str
+    datasets: tuple[str, ...]
+    corruptions: tuple[str, ...]
+    severities: tuple[int, ...]
+
+    def shifts(self, dataset: str) -> list[ShiftSpec]:
+        """The natural shift first, then every corruption at every severity."""
+        synthetic = [ShiftSpec(dataset, kind, s) for kind in self.corruptions for s in self.severities]
+        return [ShiftSpec(dataset, "natural", 0), *synthetic]
+
+
+@dataclass(frozen=True)
+class ShiftSpec:
+    """One OOD test set: ``kind`` is a corruption of :mod:`ontheline.shifts` or ``'natural'``."""
+
+    dataset: str
+    kind: str
+    severity: int
+
+    @property
+    def name(self) -> str:
+        return "natural" if self.kind == "natural" else f"{self.kind}-{self.severity}"
+
+    @property
+    def family(self) -> str:
+        return _FAMILY_OF.get(self.kind, "natural")
+
+    def describe(self) -> str:
+        if self.kind == "natural":
+            other = "mnist" if self.dataset == "digits" else "digits"
+            return f"{other} images resampled to {self.dataset}'s size"
+        return f"{self.kind.replace('_', ' ')} at severity {self.severity} on the ID test images"
+
+
+CONFIGS: dict[str, BenchConfig] = {
+    # Seconds: the miniature the tests run end to end.
+    "tiny": BenchConfig("tiny", "tiny", ("digits",), ("gaussian_noise", "rotate", "contrast"), (1, 5)),
+    # What `ontheline demo` runs: every corruption at three severities on both datasets.
+    "quick": BenchConfig("quick", "quick", DATASETS, tuple(CORRUPTIONS), (1, 3, 5)),
+    # The whole suite: `ontheline bench --config full`.
+    "full": BenchConfig("full", "full", DATASETS, tuple(CORRUPTIONS), (1, 2, 3, 4, 5)),
+}
+#: Train / ID-validation / ID-test shares. Large evaluation sets make the measured agreements less
+#: noisy (with 1,500 MNIST test images the agreement R² reaches 0.99 on mild shifts), and less
+#: training data spreads the zoo's accuracies.
+SPLIT_FRACTIONS = (0.4, 0.3, 0.3)
+SPLIT_SEED = 0

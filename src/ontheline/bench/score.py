@@ -1,0 +1,276 @@
+"""Stage 2 of the benchmark: every estimator scored against the held-aside truth, and the summaries."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from scipy.stats import norm
+
+from ontheline._validation import AgreementNotLinearWarning, ModelFallbackWarning
+from ontheline.agreement import AgreementLine, fit_line, kept_pairs, probit
+from ontheline.bench.config import ShiftSpec
+from ontheline.bench.predict import ZooPredictions
+from ontheline.estimators import METHODS, make_estimator
+from ontheline.predictions import Predictions, as_predictions
+
+ZOOS = ("all", "neural", "non-neural")
+ORACLE = "oracle"
+KEEP = (0.05, 0.98)  # the estimators' default agreement filter
+
+
+@dataclass(frozen=True)
+class ShiftScore:
+    """Every estimator's estimates for one zoo on one shift, next to the truth.
+
+    ``estimates`` maps each method, and ``'oracle'`` (the accuracy line fitted *with* OOD
+    labels, the floor for any method that maps ID to OOD accuracy along a line), to the
+    estimated OOD accuracy of every model, ``(n_models,)``.
+    """
+
+    shift: ShiftSpec
+    zoo: str
+    models: tuple[str, ...]
+    n_samples: int
+    n_id: int
+    id_accuracy: np.ndarray
+    ood_accuracy: np.ndarray
+    estimates: dict[str, np.ndarray]
+    agreement: AgreementLine | None
+    min_r2: float
+    failures: dict[str, str]
+    pairs: np.ndarray  # (n_kept_pairs, 2) model indices of the pairs inside the agreement filter
+    pair_agreement: np.ndarray  # (n_kept_pairs, 2) their ID and OOD agreement
+
+    @property
+    def trusted(self) -> bool:
+        """Whether the agreement line is linear enough (R² >= ``min_r2``) to trust the ALine estimates."""
+        return self.agreement is not None and self.agreement.r2 >= self.min_r2
+
+    @property
+    def accuracy_line(self) -> tuple[float, float, float]:
+        """``(slope, bias, r2)`` of the accuracy line, fitted with the OOD labels."""
+        return fit_accuracy_line(self.id_accuracy, self.ood_accuracy, self.n_id, self.n_samples)
+
+    def mae(self) -> dict[str, float]:
+        """Mean absolute error of each method, in accuracy points (NaN where it failed)."""
+        return dict(self._errors[0])
+
+    def mape(self) -> dict[str, float]:
+        """Mean absolute error relative to the true accuracy, in percent."""
+        return dict(self._errors[1])
+
+    @cached_property
+    def _errors(self) -> tuple[dict[str, float], dict[str, float]]:
+        # Computed once: the summaries ask for them many times.
+        error = {m: np.abs(e - self.ood_accuracy) for m, e in self.estimates.items()}
+        truth = np.maximum(self.ood_accuracy, 1.0 / self.n_samples)
+        mae = {m: float(100 * e.mean()) for m, e in error.items()}
+        return mae, {m: float(100 * (e / truth).mean()) for m, e in error.items()}
+
+    def to_dict(self, *, per_model: bool = False) -> dict[str, Any]:
+        slope, bias, r2 = self.accuracy_line
+        line = self.agreement
+        entry: dict[str, Any] = {
+            "name": self.shift.name,
+            "dataset": self.shift.dataset,
+            "family": self.shift.family,
+            "kind": self.shift.kind,
+            "severity": self.shift.severity,
+            "zoo": self.zoo,
+            "n_models": len(self.models),
+            "n_samples": self.n_samples,
+            "agreement_r2": None if line is None else line.r2,
+            "agreement_slope": None if line is None else line.slope,
+            "agreement_bias": None if line is None else line.bias,
+            "accuracy_r2": r2,
+            "accuracy_slope": slope,
+            "accuracy_bias": bias,
+            "trusted": self.trusted,
+            "mean_id_accuracy": float(self.id_accuracy.mean()),
+            "mean_ood_accuracy": float(self.ood_accuracy.mean()),
+            "mae": _json_numbers(self.mae()),
+            "mape": _json_numbers(self.mape()),
+            "failures": self.failures,
+        }
+        if per_model:
+            entry["models"] = [
+                {
+                    "name": name,
+                    "id_accuracy": float(self.id_accuracy[i]),
+                    "ood_accuracy": float(self.ood_accuracy[i]),
+                    "estimates": _json_numbers({m: e[i] for m, e in self.estimates.items()}),
+                }
+                for i, name in enumerate(self.models)
+            ]
+        return entry
+
+
+def score(
+    preds: ZooPredictions, shifts: list[ShiftSpec], *, min_r2: float = 0.95, methods: Iterable[str] = METHODS
+) -> list[ShiftScore]:
+    """Fit every method once per zoo on ID validation, then score it on each shift.
+
+    A method that cannot estimate a shift (say, ALine-D when the kept pairs form a bipartite
+    graph) gets NaN estimates there, with its error message in ``ShiftScore.failures``.
+    """
+    scores = []
+    id_labels = preds.labels["id_val"]
+    for zoo in ZOOS:
+        keep = {"all": np.ones_like(preds.neural), "neural": preds.neural, "non-neural": ~preds.neural}[zoo]
+        if keep.sum() < 3:  # too few models for an agreement line
+            continue
+        models = tuple(np.array(preds.models)[keep].tolist())
+        id_preds = as_predictions(preds.probs["id_val"][keep], models=models, kind="probs")
+        with warnings.catch_warnings():
+            # Untrusted lines and fallbacks are recorded in each score, not shouted once per shift.
+            warnings.simplefilter("ignore", AgreementNotLinearWarning)
+            warnings.simplefilter("ignore", ModelFallbackWarning)
+            fitted = {m: make_estimator(m, min_r2=min_r2, n_bootstrap=0).fit(id_preds, id_labels) for m in methods}
+            for spec in shifts:
+                ood = as_predictions(preds.probs[spec.name][keep], models=models, kind="probs")
+                scores.append(
+                    _score_shift(spec, zoo, fitted, (id_preds, id_labels), (ood, preds.labels[spec.name]), min_r2)
+                )
+    return scores
+
+
+def _score_shift(
+    spec: ShiftSpec,
+    zoo: str,
+    fitted: dict[str, Any],
+    id_data: tuple[Predictions, np.ndarray],
+    ood_data: tuple[Predictions, np.ndarray],
+    min_r2: float,
+) -> ShiftScore:
+    (id_preds, id_labels), (ood, ood_labels) = id_data, ood_data
+    estimates, lines, failures = {}, [], {}
+    for method, estimator in fitted.items():
+        try:
+            result = estimator.estimate(ood)  # sees the unlabelled predictions only
+        except ValueError as exc:
+            estimates[method], failures[method] = np.full(ood.n_models, np.nan), str(exc)
+            continue
+        estimates[method] = result.ood_accuracy
+        lines.append(result.line)
+    id_accuracy = (id_preds.labels == id_labels).mean(axis=1)
+    truth = (ood.labels == ood_labels).mean(axis=1)
+    estimates[ORACLE] = _oracle(id_accuracy, truth, len(id_labels), ood.n_samples)
+    pairs = np.argwhere(kept_pairs(id_preds.agreement, ood.agreement, KEEP))
+    return ShiftScore(
+        shift=spec,
+        zoo=zoo,
+        models=ood.models,
+        n_samples=ood.n_samples,
+        n_id=len(id_labels),
+        id_accuracy=id_accuracy,
+        ood_accuracy=truth,
+        estimates=estimates,
+        agreement=next((line for line in lines if line is not None), None),
+        min_r2=min_r2,
+        failures=failures,
+        pairs=pairs,
+        pair_agreement=np.stack([id_preds.agreement[tuple(pairs.T)], ood.agreement[tuple(pairs.T)]], axis=1),
+    )
+
+
+def fit_accuracy_line(
+    id_accuracy: np.ndarray, ood_accuracy: np.ndarray, n_id: int, n_ood: int
+) -> tuple[float, float, float]:
+    """``(slope, bias, r2)`` of probit(OOD accuracy) against probit(ID accuracy): needs OOD labels."""
+    return fit_line(probit(id_accuracy, n_samples=n_id), probit(ood_accuracy, n_samples=n_ood))
+
+
+def _oracle(id_accuracy: np.ndarray, ood_accuracy: np.ndarray, n_id: int, n_ood: int) -> np.ndarray:
+    slope, bias, _ = fit_accuracy_line(id_accuracy, ood_accuracy, n_id, n_ood)
+    return norm.cdf(slope * probit(id_accuracy, n_samples=n_id) + bias)
+
+
+GROUPINGS = ("overall", "dataset", "family", "severity")
+
+
+def summarise(scores: Iterable[ShiftScore]) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """Mean MAE per method, mean R² and shift counts: ``summary[zoo][grouping][group]``.
+
+    Groupings are ``'overall'`` (one group, ``'all'``), ``'dataset'``, ``'family'`` and
+    ``'severity'`` (the natural shift is severity 0).
+    """
+    keys: dict[str, Callable[[ShiftScore], str]] = {
+        "overall": lambda s: "all",
+        "dataset": lambda s: s.shift.dataset,
+        "family": lambda s: s.shift.family,
+        "severity": lambda s: str(s.shift.severity),
+    }
+    summary: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    for score in scores:
+        for grouping, key in keys.items():
+            group = summary.setdefault(score.zoo, {}).setdefault(grouping, {}).setdefault(key(score), {"scores": []})
+            group["scores"].append(score)
+    for by_grouping in summary.values():
+        for groups in by_grouping.values():
+            for name, group in groups.items():
+                groups[name] = _group_summary(group["scores"])
+    return summary
+
+
+def _group_summary(scores: list[ShiftScore]) -> dict[str, Any]:
+    maes = [s.mae() for s in scores]
+    mapes = [s.mape() for s in scores]
+    r2 = [s.agreement.r2 for s in scores if s.agreement is not None]
+    return {
+        "n_shifts": len(scores),
+        "n_trusted": sum(s.trusted for s in scores),
+        "mean_agreement_r2": float(np.mean(r2)) if r2 else None,
+        "mean_accuracy_r2": float(np.mean([s.accuracy_line[2] for s in scores])),
+        # A method that failed on a shift is averaged over the shifts it could estimate.
+        "mae": _json_numbers({m: mean_finite([mae[m] for mae in maes]) for m in maes[0]}),
+        "mape": _json_numbers({m: mean_finite([mape[m] for mape in mapes]) for m in maes[0]}),
+        "n_failed": {m: n for m in maes[0] if (n := int(sum(np.isnan(mae[m]) for mae in maes)))},
+    }
+
+
+def mean_finite(values: list[float]) -> float:
+    """The mean of the finite values (NaN marks a method that could not estimate a shift)."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def _json_numbers(values: dict[str, Any]) -> dict[str, float | None]:
+    """Plain floats, with None where a value is missing (JSON has no NaN)."""
+    return {k: float(v) if np.isfinite(v) else None for k, v in values.items()}
+
+
+def quality(scores: Iterable[ShiftScore], *, bad_mae: float = 5.0, good_mae: float = 1.5) -> dict[str, Any]:
+    """The benchmark's two quality goals for one zoo's scores.
+
+    ``trusted_shifts``: where R² >= ``min_r2``, ALine-D's mean MAE should be at most
+    ``good_mae`` points and below ATC's. ``flagged_failures``: among shifts where ALine-D's
+    MAE exceeds ``bad_mae`` points, the share whose R² raised the flag should be >= 0.9.
+    """
+    scores = list(scores)
+    trusted = [s.mae() for s in scores if s.trusted]
+    aline = mean_finite([m["aline-d"] for m in trusted]) if trusted else None
+    atc = mean_finite([m["atc-mc"] for m in trusted]) if trusted else None
+    failures = [s for s in scores if s.mae()["aline-d"] > bad_mae]
+    flagged = sum(not s.trusted for s in failures)
+    share = flagged / len(failures) if failures else None
+    return {
+        "trusted_shifts": {
+            "n_shifts": len(trusted),
+            "aline_d_mae": aline,
+            "atc_mc_mae": atc,
+            "goal": f"ALine-D MAE <= {good_mae} and below ATC-MC",
+            "met": None if aline is None or atc is None else bool(aline <= good_mae and aline < atc),
+        },
+        "flagged_failures": {
+            "n_shifts": len(failures),
+            "n_flagged": flagged,
+            "share_flagged": share,
+            "goal": f"R² flag raised on >= 90% of shifts where ALine-D MAE > {bad_mae}",
+            "met": None if share is None else bool(share >= 0.9),
+        },
+    }
