@@ -1,4 +1,5 @@
 import json
+import re
 import warnings
 
 import numpy as np
@@ -195,3 +196,17 @@ def test_the_threshold_table_agrees_with_the_quality_goals_and_is_monotone():
     text = tables.text(header, rows)
     assert len(text.splitlines()) == 2 + len(rows)
     assert tables.markdown(header, rows).count("\n") == 1 + len(rows)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"config": "huge"}, "The 'config' parameter of run_benchmark must be one of"),
+        ({"jobs": 0}, "The 'jobs' parameter of run_benchmark must be in [1, inf]"),
+        ({"min_r2": 1.5}, "The 'min_r2' parameter of run_benchmark must be in [0.0, 1.0]"),
+    ],
+)
+def test_run_benchmark_names_a_bad_argument(kwargs, message, tmp_path):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run_benchmark(**{"config": "tiny", **kwargs}, cache_dir=tmp_path)
+    assert not any(tmp_path.iterdir())  # nothing was trained or written

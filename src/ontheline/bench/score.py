@@ -20,7 +20,6 @@ from ontheline.predictions import Predictions, as_predictions
 
 ZOOS = ("all", "neural", "non-neural")
 ORACLE = "oracle"
-KEEP = (0.05, 0.98)  # the estimators' default agreement filter
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ class ShiftScore:
         """Whether the agreement line is linear enough (R² >= ``min_r2``) to trust the ALine estimates."""
         return self.agreement is not None and self.agreement.r2 >= self.min_r2
 
-    @property
+    @cached_property
     def accuracy_line(self) -> tuple[float, float, float]:
         """``(slope, bias, r2)`` of the accuracy line, fitted with the OOD labels."""
         return fit_accuracy_line(self.id_accuracy, self.ood_accuracy, self.n_id, self.n_samples)
@@ -160,7 +159,8 @@ def _score_shift(
     id_accuracy = (id_preds.labels == id_labels).mean(axis=1)
     truth = (ood.labels == ood_labels).mean(axis=1)
     estimates[ORACLE] = _oracle(id_accuracy, truth, len(id_labels), ood.n_samples)
-    pairs = np.argwhere(kept_pairs(id_preds.agreement, ood.agreement, KEEP))
+    keep = next(iter(fitted.values())).keep  # the pairs the agreement line was fitted on
+    pairs = np.argwhere(kept_pairs(id_preds.agreement, ood.agreement, keep))
     return ShiftScore(
         shift=spec,
         zoo=zoo,

@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ontheline._validation import check_choice
+from ontheline._validation import check_choice, check_number
 from ontheline.bench.config import CONFIGS, BenchConfig
 from ontheline.bench.predict import Progress, zoo_predictions
 from ontheline.bench.score import ZOOS, ShiftScore, quality, score, summarise
@@ -33,7 +33,6 @@ class BenchmarkResult:
     from_cache: bool
     seconds: float
     min_r2: float
-    headline_zoo: str = "all"
 
     @cached_property
     def summary(self) -> dict[str, Any]:
@@ -48,13 +47,13 @@ class BenchmarkResult:
         return list(self.scores[0].estimates)
 
     def to_dict(self, *, per_model: bool = False) -> dict[str, Any]:
-        """The ``results.json`` object; ``shifts`` holds the headline zoo (the whole zoo) with the halves inside."""
+        """The ``results.json`` object; ``shifts`` holds the whole zoo's scores, with its halves' inside."""
         halves: dict[tuple[str, str], dict[str, Any]] = {}
         for s in self.scores:
-            if s.zoo != self.headline_zoo:
+            if s.zoo != "all":
                 halves.setdefault((s.shift.dataset, s.shift.name), {})[s.zoo] = s.to_dict()
         shifts = []
-        for s in self.select(self.headline_zoo):
+        for s in self.select("all"):
             entry = s.to_dict(per_model=per_model)
             entry["zoos"] = halves.get((s.shift.dataset, s.shift.name), {})
             shifts.append(entry)
@@ -97,6 +96,8 @@ def run_benchmark(
         Called as ``progress(message, done, total)`` while models train.
     """
     check_choice("run_benchmark", "config", config, CONFIGS)
+    check_number("run_benchmark", "jobs", jobs, low=1, integer=True)
+    check_number("run_benchmark", "min_r2", min_r2, low=0.0, high=1.0)
     spec = CONFIGS[config]
     start = time.perf_counter()
     scores: list[ShiftScore] = []

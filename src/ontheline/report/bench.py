@@ -8,7 +8,7 @@ from html import escape
 import numpy as np
 
 from ontheline.bench import tables
-from ontheline.bench.score import ShiftScore
+from ontheline.bench.score import ZOOS, ShiftScore, quality
 from ontheline.bench.suite import BenchmarkResult
 from ontheline.report.page import page, table
 from ontheline.report.svg import Axes, Line, Series, scatter
@@ -57,7 +57,8 @@ def benchmark_report(result: BenchmarkResult) -> str:
 
 def _quality_banner(result: BenchmarkResult) -> str:
     lines = tables.quality_lines(result)
-    met = all("not met" not in line for line in lines)
+    verdicts = [q["met"] for zoo in ZOOS if result.select(zoo) for q in quality(result.select(zoo)).values()]
+    met = all(v is not False for v in verdicts)
     items = "".join(f"<li>{escape(line)}</li>" for line in lines)
     verdict = "Quality goals met." if met else "Some quality goals are not met on this run."
     return f'<div class="banner {"ok" if met else "warn"}"><strong>{verdict}</strong><ul>{items}</ul></div>'
