@@ -1,0 +1,16 @@
+"""Run models over datasets into the prediction store: adapters, the local runner and the Dask path."""
+
+from ontheline.runners.adapters import Model, OnnxModel, SklearnModel, TorchModel, load_sklearn, load_torch
+from ontheline.runners.local import Dataset, RunReport, run
+
+__all__ = [
+    "Dataset",
+    "Model",
+    "OnnxModel",
+    "RunReport",
+    "SklearnModel",
+    "TorchModel",
+    "load_sklearn",
+    "load_torch",
+    "run",
+]

@@ -1,0 +1,178 @@
+"""Model adapters: one small contract over torch, scikit-learn and ONNX models.
+
+An adapter has a ``name``, a ``device``, a ``fingerprint()`` of the weights and configuration
+(the store's key, so changed weights are never mistaken for cached ones) and
+``predict_proba(inputs) -> (n_samples, n_classes)``. Loading never unpickles untrusted data:
+torch weights come from safetensors or ``torch.load(weights_only=True)``, and pickled
+scikit-learn models need an explicit ``trust=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ontheline._validation import check_choice, check_number
+
+
+class Model(Protocol):
+    name: str
+    device: str
+
+    def fingerprint(self) -> str: ...
+
+    def predict_proba(self, inputs: np.ndarray) -> np.ndarray: ...
+
+
+class TorchModel:
+    """A torch ``nn.Module`` run in eval mode without gradients, in batches, on CPU or GPU.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Maps a batch of inputs to logits (or probabilities, with ``outputs='probs'``).
+    name : str
+    batch_size : int
+    device : str
+        Where to run, e.g. ``'cpu'`` or ``'cuda'``.
+    outputs : {'logits', 'probs'}
+    """
+
+    def __init__(
+        self, module: Any, name: str, *, batch_size: int = 256, device: str = "cpu", outputs: str = "logits"
+    ) -> None:
+        check_number("TorchModel", "batch_size", batch_size, low=1, integer=True)
+        check_choice("TorchModel", "outputs", outputs, ("logits", "probs"))
+        self.module, self.name, self.batch_size, self.device, self.outputs = module, name, batch_size, device, outputs
+
+    def fingerprint(self) -> str:
+        import torch
+
+        digest = hashlib.sha256(f"torch|{type(self.module).__qualname__}|{self.module!r}|{self.outputs}".encode())
+        for key, tensor in self.module.state_dict().items():
+            flat = tensor.detach().cpu().contiguous().view(-1)
+            digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+            digest.update(flat.view(torch.uint8).numpy().tobytes())  # raw bytes, whatever the dtype
+        return digest.hexdigest()
+
+    def predict_proba(self, inputs: np.ndarray) -> np.ndarray:
+        import torch
+
+        was_training = self.module.training
+        self.module.eval()
+        self.module.to(self.device)
+        try:
+            outputs = []
+            with torch.inference_mode():
+                for start in range(0, len(inputs), self.batch_size):
+                    batch = torch.as_tensor(np.asarray(inputs[start : start + self.batch_size]), device=self.device)
+                    scores = self.module(batch).float()
+                    outputs.append((scores.softmax(dim=-1) if self.outputs == "logits" else scores).cpu().numpy())
+        finally:
+            self.module.train(was_training)
+        return np.concatenate(outputs).astype(np.float64)
+
+
+class SklearnModel:
+    """A fitted scikit-learn classifier with ``predict_proba``; inputs are flattened to ``(n, features)``."""
+
+    device = "cpu"
+
+    def __init__(self, estimator: Any, name: str) -> None:
+        if not hasattr(estimator, "predict_proba"):
+            raise ValueError(
+                f"SklearnModel needs a classifier with predict_proba; {type(estimator).__name__} has none "
+                "(for SVC, wrap it in CalibratedClassifierCV)."
+            )
+        self.estimator, self.name = estimator, name
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(b"sklearn|" + pickle.dumps(self.estimator, protocol=4)).hexdigest()
+
+    def predict_proba(self, inputs: np.ndarray) -> np.ndarray:
+        inputs = np.asarray(inputs)
+        return np.asarray(self.estimator.predict_proba(inputs.reshape(len(inputs), -1)), dtype=np.float64)
+
+
+class OnnxModel:
+    """An ONNX model run with onnxruntime on the CPU; its first input takes the batch."""
+
+    device = "cpu"
+
+    def __init__(
+        self, path: str | os.PathLike[str], name: str | None = None, *, outputs: str = "logits", batch_size: int = 256
+    ) -> None:
+        check_choice("OnnxModel", "outputs", outputs, ("logits", "probs"))
+        check_number("OnnxModel", "batch_size", batch_size, low=1, integer=True)
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ValueError(f"OnnxModel: {str(self.path)!r} does not exist; pass the path of an .onnx file.")
+        self.name, self.outputs, self.batch_size = name or self.path.stem, outputs, batch_size
+        self._session: Any = None
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(b"onnx|" + self.outputs.encode() + b"|" + self.path.read_bytes()).hexdigest()
+
+    def predict_proba(self, inputs: np.ndarray) -> np.ndarray:
+        if self._session is None:
+            try:
+                import onnxruntime
+            except ImportError:
+                raise ImportError("ONNX models run with onnxruntime: pip install 'ontheline[onnx]'.") from None
+            self._session = onnxruntime.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
+        input_name = self._session.get_inputs()[0].name
+        outputs = [
+            self._session.run(None, {input_name: np.asarray(inputs[s : s + self.batch_size], dtype=np.float32)})[0]
+            for s in range(0, len(inputs), self.batch_size)
+        ]
+        scores = np.concatenate(outputs).astype(np.float64)
+        if self.outputs == "probs":
+            return scores
+        scores -= scores.max(axis=1, keepdims=True)
+        exp = np.exp(scores)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+
+def load_torch(module: Any, weights: str | os.PathLike[str], name: str | None = None, **kwargs: Any) -> TorchModel:
+    """Load weights into ``module`` from a ``.safetensors`` file or a torch state dict, never unpickling code.
+
+    Torch files are read with ``torch.load(weights_only=True)``, which refuses pickled objects.
+    """
+    import torch
+
+    path = Path(weights)
+    if not path.is_file():
+        raise ValueError(f"load_torch: {str(path)!r} does not exist; pass a .safetensors or .pt state-dict file.")
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise ImportError("Reading .safetensors needs safetensors: pip install 'ontheline[safetensors]'.") from None
+        state = load_file(str(path))
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise ValueError(
+                f"load_torch: {str(path)!r} holds more than tensors, and unpickling it could run code "
+                f"({str(exc).splitlines()[0]}); save module.state_dict() or use safetensors."
+            ) from None
+    module.load_state_dict(state)
+    return TorchModel(module, name or path.stem, **kwargs)
+
+
+def load_sklearn(path: str | os.PathLike[str], name: str | None = None, *, trust: bool = False) -> SklearnModel:
+    """Load a pickled scikit-learn model; only with ``trust=True``, because unpickling can run any code."""
+    path = Path(path)
+    if not trust:
+        raise ValueError(
+            f"load_sklearn: {str(path)!r} is a pickle, and loading a pickle runs whatever code it holds. "
+            "Pass trust=True (CLI: --trust-pickle) only for files you made or fully trust."
+        )
+    with open(path, "rb") as file:
+        return SklearnModel(pickle.load(file), name or path.stem)  # noqa: S301 - guarded by trust=True above

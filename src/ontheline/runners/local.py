@@ -1,0 +1,108 @@
+"""The local runner: every model on every dataset, into the store, computing only what is missing.
+
+Each (model, dataset) entry is written as soon as it is computed, atomically, so a run killed
+at any point loses at most the entry in flight; running it again recomputes only that and
+what followed, and gives the same numbers as a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from ontheline.predictions import Predictions, as_predictions
+from ontheline.runners.adapters import Model
+from ontheline.store import Store, entry_key, fingerprint_array
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Inputs to predict on, ``(n_samples, ...)``; ``preprocessing`` names what was done to them.
+
+    The store key includes the fingerprint of ``inputs`` and the ``preprocessing`` text, so
+    the same images resized differently are different entries.
+    """
+
+    name: str
+    inputs: np.ndarray = field(repr=False)
+    preprocessing: str = ""
+
+    @cached_property
+    def fingerprint(self) -> str:
+        return fingerprint_array(np.asarray(self.inputs))
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a run did: ``keys[model][dataset]``, and which entries it computed or found cached."""
+
+    store: Store
+    models: tuple[str, ...]
+    keys: dict[str, dict[str, str]]
+    computed: tuple[tuple[str, str], ...]
+    cached: tuple[tuple[str, str], ...]
+
+    def predictions(self, dataset: str) -> Predictions:
+        """Every model's stored probabilities on ``dataset``, in model order, as :class:`Predictions`."""
+        probs = np.stack([self.store.get(self.keys[m][dataset]).probs.astype(np.float64) for m in self.models])
+        return as_predictions(probs / probs.sum(axis=-1, keepdims=True), models=self.models, kind="probs")
+
+
+Progress = Callable[[str, int, int], None]
+
+
+def run(
+    models: Sequence[Model],
+    datasets: Sequence[Dataset],
+    store: Store | None = None,
+    *,
+    dtype: str = "float32",
+    progress: Progress | None = None,
+) -> RunReport:
+    """Predict with every model on every dataset, skipping entries already in ``store``.
+
+    Parameters
+    ----------
+    models : sequence of adapters
+        :class:`TorchModel`, :class:`SklearnModel`, :class:`OnnxModel` or anything with
+        ``name``, ``device``, ``fingerprint()`` and ``predict_proba(inputs)``; names must be unique.
+    datasets : sequence of Dataset
+    store : Store, optional
+        Default: the store at ``$ONTHELINE_STORE`` or ``~/.cache/ontheline``.
+    dtype : {'float32', 'float16'}
+        How probabilities are stored.
+    progress : callable, optional
+        Called as ``progress(message, done, total)`` after each entry.
+    """
+    store = store if store is not None else Store()
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"run needs unique model names; {duplicated} appear more than once. Rename them.")
+    keys: dict[str, dict[str, str]] = {}
+    computed, cached = [], []
+    total, done = len(models) * len(datasets), 0
+    for model in models:
+        weights = model.fingerprint()
+        keys[model.name] = {}
+        for data in datasets:
+            key = keys[model.name][data.name] = entry_key(weights, data.fingerprint, data.preprocessing)
+            if store.has(key):
+                cached.append((model.name, data.name))
+            else:
+                start = time.perf_counter()
+                probs = model.predict_proba(data.inputs)
+                store.put(
+                    probs, model=model.name, model_fingerprint=weights, dataset=data.name,
+                    dataset_fingerprint=data.fingerprint, preprocessing=data.preprocessing, dtype=dtype,
+                    seconds=time.perf_counter() - start, device=str(model.device),
+                )  # fmt: skip
+                computed.append((model.name, data.name))
+            done += 1
+            if progress:
+                progress(f"{model.name} on {data.name}", done, total)
+    return RunReport(store, tuple(names), keys, tuple(computed), tuple(cached))
