@@ -172,3 +172,43 @@ def test_a_writer_killed_at_any_moment_leaves_no_partial_entry(tmp_path):
         writer.wait()
         _all_entries_valid(Store(tmp_path / "store"))
     assert len(Store(tmp_path / "store").ls()) >= 1
+
+
+def test_the_store_commands_list_inspect_export_and_remove(tmp_path, capsys):
+    import json
+
+    from ontheline.cli import main
+
+    store = Store(tmp_path / "s")
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 300)
+    for name in ("a", "b", "c"):
+        for data in ("id", "ood"):
+            _put(store, _probs(n=300, seed=hash((name, data)) % 1000), model=name, data=data)
+    np.save(tmp_path / "labels.npy", labels)
+
+    def cli(*argv):
+        code = main([str(a) for a in (*argv[:2], "--store", tmp_path / "s", *argv[2:])])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, _ = cli("store", "ls", "--dataset", "id")
+    assert code == 0 and len(out.splitlines()) == 2 + 3
+    code, out, _ = cli("store", "ls", "--format", "json")
+    assert code == 0 and len(json.loads(out)) == 6
+    key = store.ls(model="b", dataset="ood")[0].key
+    assert json.loads(cli("store", "info", key[:8])[1])["model"] == "b"
+    for data, extra in (("id", ["--labels", tmp_path / "labels.npy"]), ("ood", [])):
+        assert cli("store", "export", "--dataset", data, "--out", tmp_path / f"{data}.npz", *extra)[0] == 0
+    code = main(["estimate", "--id", str(tmp_path / "id.npz"), "--ood", str(tmp_path / "ood.npz"), "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert [m["name"] for m in json.loads(out)["models"]] == ["a", "b", "c"]
+    code, out, _ = cli("store", "rm", key)
+    assert code == 0 and "Removed" in out and not store.has(key)
+    code, _, err = cli("store", "rm", "ffffffffff")
+    assert code == 2 and "No entry" in err and err.count("\n") == 1
+    code, _, err = cli(
+        "store", "export", "--dataset", "id", "--labels", tmp_path / "missing.npy", "--out", tmp_path / "x.npz"
+    )
+    assert code == 2 and "--labels" in err

@@ -174,6 +174,61 @@ def _cmd_benchmark(args: argparse.Namespace) -> None:
     print(f"Wrote {out / 'report.html'}, {out / 'results.json'} and {out / 'results.md'}.", file=sys.stderr)
 
 
+def _cmd_store(args: argparse.Namespace) -> None:
+    from ontheline.store import Store
+
+    store = Store(args.store)
+    if args.action == "ls":
+        entries = store.ls(model=args.model, dataset=args.dataset)
+        if args.format == "json":
+            print(_json([e.to_dict() for e in entries]), end="")
+            return
+        header = ["key", "model", "dataset", "samples", "classes", "dtype", "seconds", "created"]
+        rows = [
+            [e.key[:12], e.model, e.dataset, e.n_samples, e.n_classes, e.dtype, e.seconds, e.created] for e in entries
+        ]
+        from ontheline.bench.tables import text
+
+        print(text(header, rows) if rows else f"The store at {store.path} is empty.")
+    elif args.action == "info":
+        print(_json(store.info(args.key).to_dict()), end="")
+    elif args.action == "rm":
+        infos = [store.info(key) for key in args.keys]  # every key checked before anything is removed
+        for info in infos:
+            store.rm(info.key)
+            print(f"Removed {info.key} ({info.model} on {info.dataset}).")
+    else:
+        _export(store, args)
+
+
+def _export(store: Any, args: argparse.Namespace) -> None:
+    if bool(args.keys) == bool(args.dataset):
+        raise InputError("store export takes either entry keys or --dataset NAME, not both and not neither.")
+    keys = [store.info(k).key for k in args.keys]
+    if args.dataset:
+        entries = store.ls(dataset=args.dataset)
+        if not entries:
+            raise InputError(f"No entries on dataset {args.dataset!r}; 'ontheline store ls' lists the datasets.")
+        by_model: dict[str, list[str]] = {}
+        for e in entries:
+            by_model.setdefault(e.model, []).append(e.key)
+        clashes = {m: ks for m, ks in by_model.items() if len(ks) > 1}
+        if clashes:
+            model, clash = next(iter(clashes.items()))
+            raise InputError(
+                f"Model {model!r} has {len(clash)} entries on {args.dataset!r} (other weights or data): "
+                f"{[k[:12] for k in clash]}; export chosen keys instead."
+            )
+        keys = [ks[0] for ks in by_model.values()]
+    labels = None
+    if args.labels:
+        if not os.path.isfile(args.labels):
+            raise InputError(f"--labels file {args.labels!r} does not exist; pass a .npy file saved with numpy.save.")
+        labels = np.load(args.labels, allow_pickle=False)
+    path = store.export(keys, args.out, labels=labels)
+    print(f"Wrote {len(keys)} models to {path}.")
+
+
 def _json(obj: Any) -> str:
     """Indented JSON with floats rounded to 6 significant digits: exact enough, and half the size."""
 
@@ -273,6 +328,25 @@ def build_parser() -> argparse.ArgumentParser:
             "--min-r2", type=_unit_float, default=0.95, help="trust threshold on the agreement line's R²"
         )
         bench.set_defaults(run=_cmd_benchmark)
+
+    store = sub.add_parser("store", help="list, inspect, remove and export entries of the prediction store")
+    actions = store.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    where = _Parser(add_help=False)
+    where.add_argument("--store", help="the store folder (default $ONTHELINE_STORE or ~/.cache/ontheline)")
+    ls = actions.add_parser("ls", parents=[where], help="one line per entry")
+    ls.add_argument("--model")
+    ls.add_argument("--dataset")
+    ls.add_argument("--format", choices=("table", "json"), default="table")
+    info = actions.add_parser("info", parents=[where], help="everything recorded about one entry")
+    info.add_argument("key", help="an entry key, or a unique prefix of at least 6 characters")
+    rm = actions.add_parser("rm", parents=[where], help="remove entries")
+    rm.add_argument("keys", nargs="+", metavar="key")
+    export = actions.add_parser("export", parents=[where], help="write the NPZ that 'ontheline estimate' reads")
+    export.add_argument("keys", nargs="*", metavar="key", help="entries to export (default: all of --dataset)")
+    export.add_argument("--dataset", help="export every model's entry on this dataset")
+    export.add_argument("--labels", help="a .npy file of true labels to include (needed for the ID file)")
+    export.add_argument("--out", required=True, help="the .npz file to write")
+    store.set_defaults(run=_cmd_store)
     return parser
 
 

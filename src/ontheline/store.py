@@ -275,7 +275,13 @@ class Store:
             "models": np.array([e.info.model for e in entries], dtype=str),
         }
         if labels is not None:
-            arrays["labels"] = np.asarray(labels)
+            labels = np.asarray(labels)
+            if labels.shape != (entries[0].info.n_samples,):
+                raise ValueError(
+                    f"labels must have one label per sample: expected shape ({entries[0].info.n_samples},), "
+                    f"got {labels.shape}."
+                )
+            arrays["labels"] = labels
         with atomic_write(path) as file:
             np.savez(file, **arrays)
         return Path(path)
