@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -16,3 +18,15 @@ def test_agreement_throughput_benchmark_runs_on_a_tiny_zoo():
     result = json.loads(done.stdout)
     assert result["exact"] is True and result["loop_pairs_timed"] == 50
     assert result["speedup"] > 0 and result["kernel_seconds"] > 0
+
+
+def test_store_agreement_scale_benchmark_runs_on_a_tiny_store(tmp_path):
+    pytest.importorskip("dask.array", reason="the dask extra, which make test installs")
+    pytest.importorskip("zarr", reason="the store extra, which make test installs")
+    done = subprocess.run(
+        [sys.executable, BENCH / "store_agreement_scale.py", "--models", "12", "--samples", "30000", "--store", tmp_path],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    result = json.loads(done.stdout)
+    assert result["same_result"] is True and result["models"] == 12
+    assert result["dask"]["seconds"] > 0 and result["memory"]["peak_rss_gb"] > 0

@@ -138,12 +138,10 @@ _WRITER = textwrap.dedent(
 )
 
 
-def _writer(tmp_path, first, count):
+def _writer(tmp_path, first, count, stdout=subprocess.DEVNULL):
     script = tmp_path / "writer.py"
     script.write_text(_WRITER)
-    return subprocess.Popen(
-        [sys.executable, script, tmp_path / "store", str(first), str(count)], stdout=subprocess.DEVNULL
-    )
+    return subprocess.Popen([sys.executable, script, tmp_path / "store", str(first), str(count)], stdout=stdout)
 
 
 def _all_entries_valid(store):
@@ -165,10 +163,12 @@ def test_two_processes_writing_at_once_leave_every_entry_whole(tmp_path):
 
 def test_a_writer_killed_at_any_moment_leaves_no_partial_entry(tmp_path):
     Store(tmp_path / "store")
-    for delay in (0.3, 0.7, 1.1):
-        writer = _writer(tmp_path, 0, 200)
-        time.sleep(delay)
-        writer.send_signal(signal.SIGKILL)
+    for delay in (0.0, 0.02, 0.05, 0.11):
+        writer = _writer(tmp_path, 0, 200, stdout=subprocess.PIPE)
+        with writer.stdout:
+            writer.stdout.readline()  # one entry is written: the writer is now busy in its loop
+            time.sleep(delay)
+            writer.send_signal(signal.SIGKILL)
         writer.wait()
         _all_entries_valid(Store(tmp_path / "store"))
     assert len(Store(tmp_path / "store").ls()) >= 1

@@ -46,6 +46,8 @@ def accuracy(preds: Any, labels: Any) -> np.ndarray:
     >>> accuracy([[0, 1, 1, 0], [0, 0, 0, 0]], [0, 1, 0, 0]).tolist()
     [0.75, 0.75]
     """
+    if _is_dask(preds):
+        return _dask_accuracy(preds, labels)
     p = as_predictions(preds)
     y = encode_labels(p, labels, "labels")
     return (p.labels == y).mean(axis=1)
@@ -73,8 +75,10 @@ def pairwise_agreement(preds: Any, *, n_threads: int | None = None) -> np.ndarra
 
     Parameters
     ----------
-    preds : Predictions or array-like
+    preds : Predictions, array-like or dask array
         Labels ``(n_models, n_samples)`` or probabilities ``(n_models, n_samples, n_classes)``.
+        A dask array (class indices or probabilities, chunked along samples) is reduced
+        chunk by chunk, so memory stays bounded by the chunk size whatever the number of samples.
     n_threads : int, optional
         Threads to use (default: the CPUs available to this process).
 
@@ -88,6 +92,8 @@ def pairwise_agreement(preds: Any, *, n_threads: int | None = None) -> np.ndarra
     >>> pairwise_agreement([[0, 1, 2, 2], [0, 1, 2, 0], [1, 1, 1, 1]]).tolist()
     [[1.0, 0.75, 0.25], [0.75, 1.0, 0.25], [0.25, 0.25, 1.0]]
     """
+    if _is_dask(preds):
+        return _dask_agreement_counts(preds) / preds.shape[1]
     p = as_predictions(preds)
     return agreement_counts(p.labels, n_threads=n_threads) / p.n_samples
 
@@ -108,6 +114,42 @@ def agreement_counts(labels: np.ndarray, *, n_threads: int | None = None) -> np.
             list(pool.map(partial(_count_disagreements, planes, out=disagree), rows))
     disagree += disagree.T
     return n_samples - disagree
+
+
+def _is_dask(x: Any) -> bool:
+    return type(x).__module__.split(".")[0] == "dask"
+
+
+def _dask_labels(preds: Any) -> Any:
+    """Class indices ``(n_models, n_samples)`` with every model in each block; samples stay chunked."""
+    if preds.ndim == 3:
+        preds = preds.argmax(axis=-1)
+    if preds.ndim != 2 or preds.dtype.kind not in "iu":
+        raise ValueError(
+            "A dask array of predictions must hold class indices (n_models, n_samples) as integers, or "
+            f"probabilities (n_models, n_samples, n_classes); got shape {preds.shape} and dtype {preds.dtype}."
+        )
+    return preds.rechunk({0: -1})
+
+
+def _dask_agreement_counts(preds: Any) -> np.ndarray:
+    import dask
+
+    count = dask.delayed(partial(agreement_counts, n_threads=1), pure=True)
+    parts = [count(block) for block in _dask_labels(preds).to_delayed().ravel()]
+    while len(parts) > 1:  # a pairwise tree: a few (n_models, n_models) matrices alive at once
+        parts = [
+            dask.delayed(np.add)(*parts[i : i + 2]) if i + 1 < len(parts) else parts[i] for i in range(0, len(parts), 2)
+        ]
+    return np.asarray(dask.compute(parts[0])[0])
+
+
+def _dask_accuracy(preds: Any, labels: Any) -> np.ndarray:
+    import dask.array as da
+
+    indices = _dask_labels(preds)
+    truth = da.asarray(labels).rechunk((indices.chunks[1],))
+    return np.asarray((indices == truth[None, :]).mean(axis=1).compute())
 
 
 def _bit_planes(labels: np.ndarray, n_planes: int) -> np.ndarray:

@@ -67,11 +67,14 @@ class EntryInfo:
 
 @dataclass(frozen=True)
 class Entry:
-    """One stored entry: predicted ``labels`` ``(n_samples,)`` and ``probs`` ``(n_samples, n_classes)``."""
+    """One stored entry: predicted ``labels`` ``(n_samples,)`` and ``probs`` ``(n_samples, n_classes)``.
+
+    ``probs`` is None for a model stored with hard predictions only.
+    """
 
     info: EntryInfo
     labels: np.ndarray
-    probs: np.ndarray
+    probs: np.ndarray | None
 
 
 def default_store_path() -> Path:
@@ -142,8 +145,9 @@ class Store:
 
     def put(
         self,
-        probs: np.ndarray,
+        probs: np.ndarray | None = None,
         *,
+        labels: np.ndarray | None = None,
         model: str,
         model_fingerprint: str,
         dataset: str,
@@ -153,28 +157,42 @@ class Store:
         seconds: float = 0.0,
         device: str = "cpu",
     ) -> EntryInfo:
-        """Store one model's probabilities ``(n_samples, n_classes)`` on one dataset; returns its catalog row.
+        """Store one model's predictions on one dataset; returns its catalog row.
 
+        Pass ``probs`` ``(n_samples, n_classes)`` (stored as ``dtype``, labels taken as their
+        argmax), or, for a model that only gives hard predictions, ``labels`` ``(n_samples,)``.
         Putting an entry that already exists keeps the stored one (the same key means the same
         model, data and code, hence the same numbers).
         """
+        if (probs is None) == (labels is None):
+            raise ValueError("Store.put takes either probs (n_samples, n_classes) or labels (n_samples,), not both.")
         if dtype not in PROB_DTYPES:
             raise ValueError(f"The 'dtype' parameter of Store.put must be one of {PROB_DTYPES}. Got {dtype!r} instead.")
-        probs = np.asarray(probs)
-        if probs.ndim != 2 or probs.shape[1] < 2:
-            raise ValueError(f"probs must have shape (n_samples, n_classes) with n_classes >= 2; got {probs.shape}.")
-        stored = probs.astype(dtype)
-        labels = probs.argmax(axis=1).astype(np.int32)  # from the unrounded values, like a fresh prediction
+        if probs is not None:
+            probs = np.asarray(probs)
+            if probs.ndim != 2 or probs.shape[1] < 2:
+                raise ValueError(
+                    f"probs must have shape (n_samples, n_classes) with n_classes >= 2; got {probs.shape}."
+                )
+            labels, stored, n_classes = probs.argmax(axis=1), probs.astype(dtype), probs.shape[1]
+        else:
+            labels = np.asarray(labels)
+            if labels.ndim != 1 or labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):
+                raise ValueError(
+                    f"labels must be non-negative class indices of shape (n_samples,); got {labels.shape} {labels.dtype}."
+                )
+            stored, n_classes, dtype = None, int(labels.max(initial=0)) + 1, "labels"
+        labels = labels.astype(np.min_scalar_type(max(n_classes - 1, 0)))  # uint8 up to 256 classes
         key = entry_key(model_fingerprint, dataset_fingerprint, preprocessing)
         info = EntryInfo(
             key, model, model_fingerprint, dataset, dataset_fingerprint, preprocessing, _version(),
-            len(labels), stored.shape[1], dtype, datetime.now(UTC).isoformat(timespec="seconds"),
+            len(labels), n_classes, dtype, datetime.now(UTC).isoformat(timespec="seconds"),
             float(seconds), device, _checksum(labels, stored),
         )  # fmt: skip
         target = self._entry_path(key)
         if not target.exists():
             self._write_entry(target, labels, stored)
-        elif _checksum(*_read_arrays(target)) != info.checksum:
+        elif _stored_checksum(target) != info.checksum:
             # A folder left by a writer killed after its rename but before the catalog insert is
             # complete by construction; one that does not match is replaced, never trusted.
             self._replace_entry(target, labels, stored)
@@ -182,14 +200,15 @@ class Store:
             db.execute(f"INSERT OR IGNORE INTO entries VALUES ({', '.join('?' * len(_COLUMNS))})", _row(info))
         return self.info(key)
 
-    def _write_entry(self, target: Path, labels: np.ndarray, probs: np.ndarray) -> None:
+    def _write_entry(self, target: Path, labels: np.ndarray, probs: np.ndarray | None) -> None:
         zarr = _zarr()
         staging = self.path / "tmp" / f"{target.name}-{os.getpid()}-{secrets.token_hex(4)}"
         try:
             group = zarr.open_group(str(staging), mode="w")
             chunk = max(1, min(len(labels), 1 << 16))
             group.create_array("labels", data=labels, chunks=(chunk,))
-            group.create_array("probs", data=probs, chunks=(chunk, probs.shape[1]))
+            if probs is not None:
+                group.create_array("probs", data=probs, chunks=(chunk, probs.shape[1]))
             _fsync_tree(staging)
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -200,7 +219,7 @@ class Store:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def _replace_entry(self, target: Path, labels: np.ndarray, probs: np.ndarray) -> None:
+    def _replace_entry(self, target: Path, labels: np.ndarray, probs: np.ndarray | None) -> None:
         aside = self.path / "tmp" / f"{target.name}-damaged-{secrets.token_hex(4)}"
         os.rename(target, aside)
         shutil.rmtree(aside, ignore_errors=True)
@@ -232,8 +251,9 @@ class Store:
             labels, probs = _read_arrays(self._entry_path(info.key))
         except Exception as exc:  # any failure to decode the arrays is damage, reported the same way
             raise self._damaged(info, f"its arrays cannot be read ({type(exc).__name__}: {exc})") from None
-        if labels.shape != (info.n_samples,) or probs.shape != (info.n_samples, info.n_classes):
-            raise self._damaged(info, f"its arrays have shapes {labels.shape} and {probs.shape}")
+        expected = None if info.dtype == "labels" else (info.n_samples, info.n_classes)
+        if labels.shape != (info.n_samples,) or (None if probs is None else probs.shape) != expected:
+            raise self._damaged(info, "its arrays do not have the shapes recorded when it was written")
         if verify and _checksum(labels, probs) != info.checksum:
             raise self._damaged(info, "its arrays do not match the checksum recorded when it was written")
         return Entry(info, labels, probs)
@@ -260,6 +280,23 @@ class Store:
             shutil.rmtree(aside, ignore_errors=True)
         return info
 
+    def stacked_labels(self, keys: Sequence[str]) -> Any:
+        """The predicted labels of several entries as one lazy dask array ``(n_models, n_samples)``.
+
+        Nothing is read until it is computed, chunk by chunk, so
+        :func:`ontheline.pairwise_agreement` on it needs memory for one chunk of samples, not
+        for the whole array. Checksums are not verified on this path; :meth:`get` verifies them.
+        """
+        try:
+            import dask.array as da
+        except ImportError:
+            raise ImportError("Lazy reading of the store uses dask: pip install 'ontheline[dask]'.") from None
+        infos = [self.info(k) for k in keys]
+        if len({i.n_samples for i in infos}) > 1:
+            raise ValueError("stacked_labels takes entries of one dataset; these keys have different sample counts.")
+        arrays = [da.from_zarr(str(self._entry_path(i.key)), component="labels") for i in infos]
+        return da.stack(arrays)
+
     def export(self, keys: Sequence[str], path: str | os.PathLike[str], *, labels: np.ndarray | None = None) -> Path:
         """Write entries of one dataset as the NPZ that ``ontheline estimate`` reads (``probs``, ``models``)."""
         from ontheline._io import atomic_write
@@ -270,10 +307,11 @@ class Store:
         datasets = {e.info.dataset_fingerprint for e in entries}
         if len(datasets) > 1:
             raise ValueError("export takes entries of one dataset; these keys come from several datasets.")
-        arrays: dict[str, np.ndarray] = {
-            "probs": np.stack([e.probs.astype(np.float32) for e in entries]),
-            "models": np.array([e.info.model for e in entries], dtype=str),
-        }
+        arrays: dict[str, np.ndarray] = {"models": np.array([e.info.model for e in entries], dtype=str)}
+        if all(e.probs is not None for e in entries):
+            arrays["probs"] = np.stack([e.probs.astype(np.float32) for e in entries])  # type: ignore[union-attr]
+        else:  # some models gave hard predictions only: export everyone's labels
+            arrays["preds"] = np.stack([e.labels.astype(np.int64) for e in entries])
         if labels is not None:
             labels = np.asarray(labels)
             if labels.shape != (entries[0].info.n_samples,):
@@ -319,8 +357,16 @@ def _version() -> str:
     return __version__
 
 
-def _checksum(labels: np.ndarray, probs: np.ndarray) -> str:
-    return hashlib.sha256((fingerprint_array(labels) + fingerprint_array(probs)).encode()).hexdigest()
+def _checksum(labels: np.ndarray, probs: np.ndarray | None) -> str:
+    parts = fingerprint_array(labels) + ("" if probs is None else fingerprint_array(probs))
+    return hashlib.sha256(parts.encode()).hexdigest()
+
+
+def _stored_checksum(path: Path) -> str | None:
+    try:
+        return _checksum(*_read_arrays(path))
+    except Exception:  # unreadable counts as different: the caller rewrites the entry
+        return None
 
 
 def _zarr() -> Any:
@@ -331,10 +377,11 @@ def _zarr() -> Any:
     return zarr
 
 
-def _read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     zarr = _zarr()
     group = zarr.open_group(str(path), mode="r")
-    return np.asarray(group["labels"][:]), np.asarray(group["probs"][:])
+    probs = np.asarray(group["probs"][:]) if "probs" in group else None
+    return np.asarray(group["labels"][:]), probs
 
 
 def _fsync_tree(root: Path) -> None:

@@ -79,10 +79,7 @@ def run(
         Called as ``progress(message, done, total)`` after each entry.
     """
     store = store if store is not None else Store()
-    names = [m.name for m in models]
-    if len(set(names)) != len(names):
-        duplicated = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"run needs unique model names; {duplicated} appear more than once. Rename them.")
+    names = _check_unique(models)
     keys: dict[str, dict[str, str]] = {}
     computed, cached = [], []
     total, done = len(models) * len(datasets), 0
@@ -105,4 +102,12 @@ def run(
             done += 1
             if progress:
                 progress(f"{model.name} on {data.name}", done, total)
-    return RunReport(store, tuple(names), keys, tuple(computed), tuple(cached))
+    return RunReport(store, names, keys, tuple(computed), tuple(cached))
+
+
+def _check_unique(models: Sequence[Model]) -> tuple[str, ...]:
+    names = tuple(m.name for m in models)
+    if len(set(names)) != len(names):
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"run needs unique model names; {duplicated} appear more than once. Rename them.")
+    return names
