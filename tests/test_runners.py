@@ -180,3 +180,32 @@ def test_a_run_killed_mid_way_resumes_to_the_same_results_without_recomputing(tm
     for per_dataset in clean["keys"].values():
         for key in per_dataset.values():
             np.testing.assert_array_equal(a.get(key).probs, b.get(key).probs)
+
+
+def test_hugging_face_classifiers_load_from_a_local_folder_and_match_their_logits(tmp_path):
+    transformers = pytest.importorskip("transformers", reason="the hf extra, which make test installs")
+    from ontheline.runners import load_hf
+
+    torch.manual_seed(0)
+    vit = transformers.ViTForImageClassification(
+        transformers.ViTConfig(image_size=8, patch_size=4, num_channels=1, hidden_size=16, num_hidden_layers=1,
+                               num_attention_heads=2, intermediate_size=16, num_labels=10)
+    )  # fmt: skip
+    vit.save_pretrained(tmp_path / "vit")
+    images = np.random.default_rng(0).random((20, 1, 8, 8)).astype(np.float32)
+    model = load_hf(tmp_path / "vit", batch_size=8)
+    with torch.no_grad():
+        expected = torch.softmax(vit.eval()(pixel_values=torch.from_numpy(images)).logits, dim=1).numpy()
+    np.testing.assert_allclose(model.predict_proba(images), expected, atol=1e-5)
+    assert model.name == "vit" and load_hf(tmp_path / "vit").fingerprint() == model.fingerprint()
+
+    bert = transformers.BertForSequenceClassification(
+        transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                intermediate_size=16, num_labels=3)
+    )  # fmt: skip
+    bert.save_pretrained(tmp_path / "bert")
+    tokens = np.random.default_rng(1).integers(0, 50, (6, 7))
+    probs = load_hf(tmp_path / "bert").predict_proba(tokens)
+    assert probs.shape == (6, 3) and np.allclose(probs.sum(axis=1), 1)
+    with pytest.raises(ValueError, match="no config.json"):
+        load_hf(tmp_path)

@@ -288,14 +288,30 @@ class Store:
         for the whole array. Checksums are not verified on this path; :meth:`get` verifies them.
         """
         try:
+            import dask
             import dask.array as da
         except ImportError:
             raise ImportError("Lazy reading of the store uses dask: pip install 'ontheline[dask]'.") from None
         infos = [self.info(k) for k in keys]
         if len({i.n_samples for i in infos}) > 1:
             raise ValueError("stacked_labels takes entries of one dataset; these keys have different sample counts.")
-        arrays = [da.from_zarr(str(self._entry_path(i.key)), component="labels") for i in infos]
-        return da.stack(arrays)
+        # Arrays are opened once; each block task then reads one slice of samples from every
+        # model, so the graph has one task per block instead of one per model and block.
+        zarr = _zarr()
+        arrays = [zarr.open_array(str(self._entry_path(i.key) / "labels"), mode="r") for i in infos]
+        n_samples, chunk = infos[0].n_samples, arrays[0].chunks[0]
+        dtype = np.result_type(*(a.dtype for a in arrays))
+
+        def read(start: int, stop: int) -> np.ndarray:
+            return np.stack([a[start:stop] for a in arrays]).astype(dtype, copy=False)
+
+        blocks = [
+            da.from_delayed(
+                dask.delayed(read)(s, min(s + chunk, n_samples)), (len(arrays), min(chunk, n_samples - s)), dtype
+            )
+            for s in range(0, n_samples, chunk)
+        ]
+        return da.concatenate(blocks, axis=1)
 
     def export(self, keys: Sequence[str], path: str | os.PathLike[str], *, labels: np.ndarray | None = None) -> Path:
         """Write entries of one dataset as the NPZ that ``ontheline estimate`` reads (``probs``, ``models``)."""

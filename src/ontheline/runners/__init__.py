@@ -1,6 +1,6 @@
 """Run models over datasets into the prediction store: adapters, the local runner and the Dask path."""
 
-from ontheline.runners.adapters import Model, OnnxModel, SklearnModel, TorchModel, load_sklearn, load_torch
+from ontheline.runners.adapters import Model, OnnxModel, SklearnModel, TorchModel, load_hf, load_sklearn, load_torch
 from ontheline.runners.distributed import run_distributed
 from ontheline.runners.local import Dataset, RunReport, run
 
@@ -11,6 +11,7 @@ __all__ = [
     "RunReport",
     "SklearnModel",
     "TorchModel",
+    "load_hf",
     "load_sklearn",
     "load_torch",
     "run",

@@ -176,3 +176,40 @@ def load_sklearn(path: str | os.PathLike[str], name: str | None = None, *, trust
         )
     with open(path, "rb") as file:
         return SklearnModel(pickle.load(file), name or path.stem)  # noqa: S301 - guarded by trust=True above
+
+
+def load_hf(directory: str | os.PathLike[str], name: str | None = None, **kwargs: Any) -> TorchModel:
+    """A Hugging Face transformers classifier saved in a local folder (``save_pretrained``); no hub access.
+
+    Image classifiers take ``pixel_values`` ``(n, channels, height, width)``; sequence
+    classifiers take ``input_ids`` ``(n, length)``. Only safetensors weights are read.
+    """
+    try:
+        import torch
+        import transformers
+    except ImportError:
+        raise ImportError("Hugging Face models need transformers: pip install 'ontheline[hf]'.") from None
+    path = Path(directory)
+    if not (path / "config.json").is_file():
+        raise ValueError(f"load_hf: {str(path)!r} has no config.json; pass a folder written by save_pretrained.")
+    config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
+    architecture = (config.architectures or [""])[0]
+    kinds = {
+        "ForImageClassification": (transformers.AutoModelForImageClassification, "pixel_values"),
+        "ForSequenceClassification": (transformers.AutoModelForSequenceClassification, "input_ids"),
+    }
+    kind = next((k for k in kinds if architecture.endswith(k)), None)
+    if kind is None:
+        raise ValueError(f"load_hf: {architecture or 'this model'} is not an image or sequence classifier.")
+    auto, input_name = kinds[kind]
+    model = auto.from_pretrained(path, local_files_only=True, use_safetensors=True)
+
+    class LogitsOf(torch.nn.Module):  # the plain tensor-in, logits-out module the torch adapter runs
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, inputs: Any) -> Any:
+            return self.model(**{input_name: inputs}).logits
+
+    return TorchModel(LogitsOf(), name or path.name, **kwargs)
