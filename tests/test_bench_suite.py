@@ -14,22 +14,23 @@ from ontheline.bench import score as scoring  # noqa: E402
 from ontheline.bench.config import CONFIGS, ShiftSpec  # noqa: E402
 from ontheline.bench.score import ORACLE, ShiftScore, quality, summarise  # noqa: E402
 from ontheline.bench.suite import run_benchmark  # noqa: E402
+from ontheline.store import Store  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def cache_dir(bench_cache):
-    return bench_cache
+def store(bench_store):
+    return Store(bench_store)
 
 
 @pytest.fixture(scope="module")
-def tiny(cache_dir):
-    return run_benchmark("tiny", cache_dir=cache_dir)
+def tiny(store):
+    return run_benchmark("tiny", store=store)
 
 
 @pytest.fixture(scope="module")
-def predictions(tiny, cache_dir):
-    preds, from_cache = predict.zoo_predictions(CONFIGS["tiny"], "digits", cache_dir=cache_dir)
-    assert from_cache
+def predictions(tiny, store):
+    preds, from_store = predict.zoo_predictions(CONFIGS["tiny"], "digits", store=store)
+    assert from_store
     return preds
 
 
@@ -81,36 +82,46 @@ def test_estimates_do_not_depend_on_the_ood_labels(tiny, predictions):
     assert not np.array_equal(rescored.ood_accuracy, original.ood_accuracy)
 
 
-def test_a_second_run_reads_the_cache_and_gives_the_same_scores(tiny, cache_dir):
-    again = run_benchmark("tiny", cache_dir=cache_dir)
-    assert again.from_cache
+def test_a_second_run_reads_the_store_and_gives_the_same_scores(tiny, store):
+    again = run_benchmark("tiny", store=store)
+    assert again.from_store
     assert json.dumps(again.to_dict(per_model=True)["shifts"]) == json.dumps(tiny.to_dict(per_model=True)["shifts"])
+    entries = store.ls(dataset="bench-tiny-digits")
+    assert sorted(e.model for e in entries) == sorted(tiny.select("all")[0].models)
+    assert {e.dtype for e in entries} == {"float16"}
 
 
-def test_a_damaged_cache_file_is_recomputed_with_a_warning(tiny, tmp_path):
-    config = CONFIGS["tiny"]
-    name = f"digits-tiny-{predict.fingerprint(config, 'digits')}.npz"
-    (tmp_path / "bench").mkdir()
-    (tmp_path / "bench" / name).write_bytes(b"not an npz file")
-    with pytest.warns(UserWarning, match="unreadable benchmark cache"):
-        preds, from_cache = predict.zoo_predictions(config, "digits", cache_dir=tmp_path)
-    assert not from_cache
-    assert predict.zoo_predictions(config, "digits", cache_dir=tmp_path)[1]  # the rewritten file reads back
-    assert [p.name for p in (tmp_path / "bench").iterdir()] == [name]  # no temporary files left behind
+def test_a_damaged_entry_is_recomputed_with_a_warning_and_a_lost_one_is_trained_again(predictions, store, tmp_path):
+    import shutil
+
+    copy = Store(shutil.copytree(store.path, tmp_path / "store"))
+    first, second = copy.ls(dataset="bench-tiny-digits")[:2]
+    chunks = copy.path / "entries" / first.key[:2] / first.key / "probs" / "c"
+    for chunk in (p for p in chunks.rglob("*") if p.is_file()):
+        chunk.write_bytes(b"garbage")
+    copy.rm(second.key)
+    with pytest.warns(UserWarning, match=f"damaged benchmark entry: Store entry {first.key}"):
+        again, from_store = predict.zoo_predictions(CONFIGS["tiny"], "digits", store=copy)
+    assert not from_store and copy.has(first.key) and copy.has(second.key)
+    for name, probs in predictions.probs.items():
+        np.testing.assert_array_equal(again.probs[name], probs)
 
 
 def test_parallel_workers_give_the_same_predictions(predictions, tmp_path):
-    parallel, _ = predict.zoo_predictions(CONFIGS["tiny"], "digits", cache_dir=tmp_path, jobs=2)
+    parallel, _ = predict.zoo_predictions(CONFIGS["tiny"], "digits", store=Store(tmp_path), jobs=2)
     assert parallel.models == predictions.models
     for name, probs in predictions.probs.items():
         np.testing.assert_array_equal(parallel.probs[name], probs)
 
 
-def test_the_fingerprint_follows_what_the_predictions_depend_on():
+def test_fingerprints_follow_what_the_predictions_depend_on():
     tiny, quick = CONFIGS["tiny"], CONFIGS["quick"]
-    assert predict.fingerprint(tiny, "digits") == predict.fingerprint(tiny, "digits")
-    assert predict.fingerprint(tiny, "digits") != predict.fingerprint(quick, "digits")
-    assert predict.fingerprint(quick, "digits") != predict.fingerprint(quick, "mnist")
+    members = predict.zoo_members(tiny, "digits")
+    assert len({m.fingerprint for m in members}) == len(members)  # every snapshot and control is its own model
+    assert [m.fingerprint for m in members] == [m.fingerprint for m in predict.zoo_members(tiny, "digits")]
+    assert members[0].fingerprint != predict.zoo_members(tiny, "mnist")[0].fingerprint  # other training data
+    assert predict._bundle_fingerprint("tiny", "digits") != predict._bundle_fingerprint("quick", "digits")
+    assert quick.shifts("digits")[0].name == "natural"
 
 
 def test_the_oracle_is_exact_when_accuracies_lie_on_a_probit_line():
@@ -208,5 +219,13 @@ def test_the_threshold_table_agrees_with_the_quality_goals_and_is_monotone():
 )
 def test_run_benchmark_names_a_bad_argument(kwargs, message, tmp_path):
     with pytest.raises(ValueError, match=re.escape(message)):
-        run_benchmark(**{"config": "tiny", **kwargs}, cache_dir=tmp_path)
-    assert not any(tmp_path.iterdir())  # nothing was trained or written
+        run_benchmark(**{"config": "tiny", **kwargs}, store=Store(tmp_path))
+    assert Store(tmp_path).ls() == []  # nothing was trained or written
+
+
+def test_the_labels_made_without_images_are_those_of_the_evaluation_sets():
+    sets = predict._evaluation_sets("tiny", "digits")
+    labels = predict._evaluation_labels("tiny", "digits")
+    assert list(labels) == list(sets)
+    for name, split in sets.items():
+        np.testing.assert_array_equal(labels[name], split.labels)

@@ -168,12 +168,12 @@ def test_bad_options_exit_2_with_one_line(capsys):
     assert err.count("\n") == 1 and "invalid choice: 'magic'" in err
 
 
-def test_the_installed_command_runs_the_benchmark_demo_and_writes_its_files(bench_cache, tmp_path):
+def test_the_installed_command_runs_the_benchmark_demo_and_writes_its_files(bench_store, tmp_path):
     pytest.importorskip("torch", reason="the demo's zoo needs the torch extra, which make test installs")
     exe = Path(sys.executable).with_name("ontheline")
     out = tmp_path / "demo"
     done = subprocess.run(
-        [exe, "demo", "--config", "tiny", "--cache-dir", bench_cache, "--out", out, "--format", "json", "--jobs", "1"],
+        [exe, "demo", "--config", "tiny", "--store", bench_store, "--out", out, "--format", "json", "--jobs", "1"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -188,13 +188,19 @@ def test_the_installed_command_runs_the_benchmark_demo_and_writes_its_files(benc
     assert sorted(p.name for p in out.iterdir()) == ["report.html", "results.json", "results.md"]
     assert json.loads((out / "results.json").read_text())["shifts"][0]["models"]  # per-model detail for the report
     assert "Wrote" in done.stderr and str(out) in done.stderr
+    again = subprocess.run(
+        [exe, "demo", "--config", "tiny", "--store", bench_store, "--out", out, "--jobs", "1"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0 and "no training, no inference" in again.stderr
+    assert "Benchmark 'tiny'" in again.stdout and "trusted" in again.stdout
     bad = subprocess.run(
         [exe, "estimate", "--id", "/nonexistent.npz", "--ood", "x.npz"], capture_output=True, text=True, timeout=60
     )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize("option", ["--out", "--cache-dir"])
+@pytest.mark.parametrize("option", ["--out", "--store"])
 def test_demo_refuses_a_folder_option_that_is_a_file(capsys, tmp_path, option):
     target = tmp_path / "taken"
     target.write_text("keep me")

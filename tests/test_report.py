@@ -38,8 +38,10 @@ class _Balance(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def tiny(bench_cache):
-    return run_benchmark("tiny", cache_dir=bench_cache)
+def tiny(bench_store):
+    from ontheline.store import Store
+
+    return run_benchmark("tiny", store=Store(bench_store))
 
 
 def test_the_benchmark_report_is_one_well_formed_self_contained_page(tiny):

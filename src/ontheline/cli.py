@@ -147,10 +147,16 @@ def _cmd_benchmark(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {str(out)!r} is a file; pass a folder for report.html and results.json.")
-    cache = Path(args.cache_dir) if args.cache_dir else None
-    if cache is not None and cache.exists() and not cache.is_dir():
-        raise InputError(f"--cache-dir {str(cache)!r} is a file; pass a folder for the prediction cache.")
-    result = run_benchmark(args.config, cache_dir=cache, jobs=args.jobs, min_r2=args.min_r2, progress=_Progress())
+    from ontheline.store import Store
+
+    if args.store and Path(args.store).exists() and not Path(args.store).is_dir():
+        raise InputError(f"--store {args.store!r} is a file; pass a folder for the prediction store.")
+    store = Store(args.store)
+    result = run_benchmark(args.config, store=store, jobs=args.jobs, min_r2=args.min_r2, progress=_Progress())
+    if result.from_store:
+        print(f"Every prediction was read from the store at {store.path}: no training, no inference.", file=sys.stderr)
+    else:
+        print(f"New predictions were written to the store at {store.path}; the next run reads them.", file=sys.stderr)
     command = "ontheline " + " ".join(sys.argv[1:] if args.argv is None else args.argv)
     date = datetime.now(UTC).strftime("%Y-%m-%d")
     summary = result.to_dict()
@@ -321,9 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         bench.add_argument("--format", choices=("table", "json"), default="table")
         bench.add_argument("--jobs", type=_positive_int, default=min(os.cpu_count() or 1, 8), help="worker processes")
-        bench.add_argument(
-            "--cache-dir", help="where predictions are cached (default $ONTHELINE_STORE or ~/.cache/ontheline)"
-        )
+        bench.add_argument("--store", help="the prediction store (default $ONTHELINE_STORE or ~/.cache/ontheline)")
         bench.add_argument(
             "--min-r2", type=_unit_float, default=0.95, help="trust threshold on the agreement line's R²"
         )

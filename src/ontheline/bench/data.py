@@ -93,6 +93,12 @@ def make_splits(name: str, seed: int = 0, fractions: tuple[float, float, float] 
     return DatasetSplits(name, *(Split(data.images[i], data.labels[i]) for i in (train, id_val, id_test)))
 
 
+def natural_labels(train_name: str) -> np.ndarray:
+    """The labels of :func:`natural_shift`, without resampling any image."""
+    check_choice("natural_labels", "train_name", train_name, DATASETS)
+    return _load("mnist" if train_name == "digits" else "digits")[1].copy()
+
+
 def natural_shift(train_name: str) -> Split:
     """Every image of the *other* dataset, resampled to ``train_name``'s resolution."""
     check_choice("natural_shift", "train_name", train_name, DATASETS)

@@ -1,15 +1,17 @@
 """Stage 1 of the benchmark: every zoo model's probabilities on every evaluation set, computed once.
 
-Each dataset's zoo is trained and predicts on ID validation, ID test and every shift, in
-worker processes, and the result is kept in an on-disk cache keyed by a fingerprint of
-everything it depends on.
+The evaluation sets of a dataset (ID validation, ID test, every shift) are concatenated into
+one benchmark bundle, and each zoo model's predictions on it are one entry of the prediction
+store (:mod:`ontheline.store`). A model's key is a fingerprint of its recipe and checkpoint,
+the splits, the source of the modules that load, corrupt, train and predict, and the library
+versions, so it is known before training: a second run reads every entry and trains nothing,
+and a run killed part-way trains only the models still missing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -20,14 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ontheline._io import atomic_write
 from ontheline.bench.config import CONFIGS, SPLIT_FRACTIONS, SPLIT_SEED, BenchConfig
-from ontheline.bench.data import DatasetSplits, Split, make_splits, natural_shift
+from ontheline.bench.data import DatasetSplits, Split, make_splits, natural_labels, natural_shift
 from ontheline.bench.zoo import NetRecipe, SklearnRecipe, recipes, train_net, train_sklearn
 from ontheline.shifts import corrupt
+from ontheline.store import Store, StoreError, entry_key
 
-#: Bump when the cached arrays change meaning; old cache files are then ignored.
-CACHE_FORMAT = 1
+Recipe = NetRecipe | SklearnRecipe
+Progress = Callable[[str, int, int], None]
+_BUNDLE = "ontheline benchmark bundle: evaluation sets concatenated in config order"
 
 
 @dataclass(frozen=True)
@@ -45,117 +48,143 @@ class ZooPredictions:
     labels: dict[str, np.ndarray]
 
 
-Progress = Callable[[str, int, int], None]
+@dataclass(frozen=True)
+class _Member:
+    """One model of the zoo, known before training: its recipe, checkpoint, name and store key."""
+
+    recipe: Recipe
+    name: str
+    neural: bool
+    fingerprint: str
 
 
-def default_cache_dir() -> Path:
-    """``$ONTHELINE_STORE`` when set, else ``~/.cache/ontheline``."""
-    return Path(os.environ.get("ONTHELINE_STORE") or Path.home() / ".cache" / "ontheline")
+def zoo_members(config: BenchConfig, dataset: str) -> list[_Member]:
+    """Every model of the configuration's zoo on ``dataset``, in a fixed order, with its fingerprint."""
+    nets, controls = recipes(config.zoo)
+    members = [_member(dataset, r, r.name(epoch), True) for r in nets for epoch in r.checkpoints]
+    return members + [_member(dataset, r, r.name, False) for r in controls]
 
 
-def fingerprint(config: BenchConfig, dataset: str) -> str:
-    """A digest of everything the predictions depend on.
+def _member(dataset: str, recipe: Recipe, name: str, neural: bool) -> _Member:
+    parts = [_code_fingerprint(), dataset, SPLIT_SEED, SPLIT_FRACTIONS, repr(recipe), name]
+    return _Member(recipe, name, neural, hashlib.sha256(json.dumps(parts).encode()).hexdigest())
 
-    The zoo recipes, splits and shifts; the source of the modules that load data, corrupt it,
-    train and predict; and the versions of the libraries that compute the numbers. Any change
-    gives a new cache file instead of stale predictions.
-    """
+
+@cache
+def _code_fingerprint() -> str:
+    """The source of the modules that make the numbers, and the versions of the libraries they call."""
     from importlib.metadata import version
 
-    from ontheline import __version__, shifts
+    from ontheline import shifts
     from ontheline.bench import data, zoo
 
-    nets, controls = recipes(config.zoo)
-    parts = {
-        "format": CACHE_FORMAT,
-        "version": __version__,
-        "code": [
-            hashlib.sha256(Path(f).read_bytes()).hexdigest()
-            for f in (__file__, data.__file__, zoo.__file__, shifts.__file__)
-        ],
-        "libraries": [version(name) for name in ("numpy", "torch", "scikit-learn")],
-        "dataset": dataset,
-        "split": [SPLIT_SEED, SPLIT_FRACTIONS],
-        "recipes": [repr(r) for r in [*nets, *controls]],
-        "shifts": [s.name for s in config.shifts(dataset)],
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+    files = (__file__, data.__file__, zoo.__file__, shifts.__file__)
+    parts = [hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in files]
+    parts += [version(name) for name in ("numpy", "torch", "scikit-learn", "mlxtend")]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
 def zoo_predictions(
-    config: BenchConfig, dataset: str, *, cache_dir: Path | None = None, jobs: int = 1, progress: Progress | None = None
+    config: BenchConfig, dataset: str, *, store: Store | None = None, jobs: int = 1, progress: Progress | None = None
 ) -> tuple[ZooPredictions, bool]:
-    """The zoo's predictions on every set, from the cache when present; returns ``(predictions, from_cache)``.
+    """The zoo's predictions on every evaluation set; returns ``(predictions, from_store)``.
 
-    ``cache_dir=None`` uses :func:`default_cache_dir`. The cache file is written atomically, so an
-    interrupted run leaves either a complete file or none.
+    Models whose entries are missing (or damaged: those are removed, with a warning) are
+    trained and predicted, in ``jobs`` worker processes, and written to ``store`` one entry
+    at a time; ``from_store`` is True when no model had to be trained.
     """
-    path = (cache_dir or default_cache_dir()) / "bench" / f"{dataset}-{config.name}-{fingerprint(config, dataset)}.npz"
-    if path.is_file():
-        try:
-            return _read(path, dataset), True
-        except (OSError, ValueError, KeyError) as exc:  # a damaged file is recomputed, never trusted
-            warnings.warn(f"Ignoring the unreadable benchmark cache {path} ({exc}); recomputing.", stacklevel=2)
-    arrays = _compute(config, dataset, jobs, progress)
-    _write_atomic(path, arrays)
-    return _from_arrays(arrays, dataset), False
+    store = store if store is not None else Store()
+    set_labels = _evaluation_labels(config.name, dataset)
+    bundle = _bundle_fingerprint(config.name, dataset)
+    members = zoo_members(config, dataset)
+    keys = {m.name: entry_key(m.fingerprint, bundle, _BUNDLE) for m in members}
+    stored = _read(store, keys)
+    missing = [m for m in members if m.name not in stored]
+    if missing:
+        _compute(config, dataset, missing, store, bundle, jobs, progress)
+        stored |= _read(store, {m.name: keys[m.name] for m in missing})
+    bundles = np.stack([stored[m.name] for m in members])
+    probs, start = {}, 0
+    for name, labels in set_labels.items():
+        part = bundles[:, start : start + len(labels)].astype(np.float32)
+        probs[name] = part / part.sum(axis=-1, keepdims=True)  # undo float16 rounding of the row sums
+        start += len(labels)
+    neural = np.array([m.neural for m in members])
+    return ZooPredictions(dataset, tuple(m.name for m in members), neural, probs, dict(set_labels)), not missing
 
 
-def _compute(config: BenchConfig, dataset: str, jobs: int, progress: Progress | None) -> dict[str, np.ndarray]:
-    nets, controls = recipes(config.zoo)
-    tasks: list[NetRecipe | SklearnRecipe] = [*nets, *controls]
-    total = sum(len(r.checkpoints) for r in nets) + len(controls)
-    outputs: dict[int, list[tuple[str, bool, dict[str, np.ndarray]]]] = {}
-    done = 0
+def _read(store: Store, keys: dict[str, str]) -> dict[str, np.ndarray]:
+    """The stored probabilities of each model that has an entry; a damaged entry is removed, with a warning."""
+    found = {}
+    for name, key in keys.items():
+        if store.has(key):
+            try:
+                found[name] = store.get(key).probs
+            except StoreError as exc:
+                warnings.warn(f"Recomputing a damaged benchmark entry: {exc}", stacklevel=3)
+                store.rm(key)
+    return found
+
+
+def _compute(
+    config: BenchConfig,
+    dataset: str,
+    missing: list[_Member],
+    store: Store,
+    bundle: str,
+    jobs: int,
+    progress: Progress | None,
+) -> None:
+    wanted = {m.name: m for m in missing}
+    tasks = list(dict.fromkeys(m.recipe for m in missing))  # a net recipe trains once for all its checkpoints
+    done, total = 0, len(missing)
     if progress:
-        progress(f"{dataset}: training and predicting", 0, total)
-    for index, trained in _run_tasks(config.name, dataset, tasks, jobs):
-        outputs[index] = trained
-        done += len(trained)
-        if progress:
-            progress(f"{dataset}: {trained[-1][0]}", done, total)
-    ordered = [model for i in range(len(tasks)) for model in outputs[i]]
-    sets = _evaluation_sets(config.name, dataset)
-    arrays: dict[str, np.ndarray] = {
-        "models": np.array([name for name, _, _ in ordered], dtype=str),
-        "neural": np.array([neural for _, neural, _ in ordered], dtype=bool),
-    }
-    for set_name, split in sets.items():
-        arrays[f"labels/{set_name}"] = split.labels
-        arrays[f"probs/{set_name}"] = np.stack([probs[set_name] for _, _, probs in ordered])
-    return arrays
+        progress(f"{dataset}: training and predicting {total} models", 0, total)
+    for trained in _run_tasks(config.name, dataset, tasks, jobs):
+        for name, probs, seconds in trained:
+            if name not in wanted:
+                continue
+            member = wanted[name]
+            store.put(
+                probs, model=name, model_fingerprint=member.fingerprint, dataset=f"bench-{config.name}-{dataset}",
+                dataset_fingerprint=bundle, preprocessing=_BUNDLE, dtype="float16", seconds=seconds, device="cpu",
+            )  # fmt: skip
+            done += 1
+            if progress:
+                progress(f"{dataset}: {name}", done, total)
 
 
 def _run_tasks(
-    config_name: str, dataset: str, tasks: list[NetRecipe | SklearnRecipe], jobs: int
-) -> Iterable[tuple[int, list[tuple[str, bool, dict[str, np.ndarray]]]]]:
+    config_name: str, dataset: str, tasks: list[Recipe], jobs: int
+) -> Iterable[list[tuple[str, np.ndarray, float]]]:
     if jobs <= 1:
-        for index, task in enumerate(tasks):
-            yield index, _train_and_predict(config_name, dataset, task)
+        for task in tasks:
+            yield _train_and_predict(config_name, dataset, task)
         return
     # Worker processes with one thread each: tiny models train fastest that way, and results do
     # not depend on how many workers ran.
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(_train_and_predict, config_name, dataset, task): i for i, task in enumerate(tasks)}
+        futures = [pool.submit(_train_and_predict, config_name, dataset, task) for task in tasks]
         for future in as_completed(futures):
-            yield futures[future], future.result()
+            yield future.result()
 
 
-def _train_and_predict(
-    config_name: str, dataset: str, task: NetRecipe | SklearnRecipe
-) -> list[tuple[str, bool, dict[str, np.ndarray]]]:
+def _train_and_predict(config_name: str, dataset: str, task: Recipe) -> list[tuple[str, np.ndarray, float]]:
+    """Train one recipe; return each of its models' probabilities on the whole bundle."""
+    import time
+
     import torch
 
     torch.set_num_threads(1)
-    sets = _evaluation_sets(config_name, dataset)
+    inputs = np.concatenate([s.images for s in _evaluation_sets(config_name, dataset).values()])
     train = _splits(dataset).train
     models = list(train_net(task, train)) if isinstance(task, NetRecipe) else [train_sklearn(task, train)]
-    return [(m.name, m.neural, {k: _quantise(m.predict_proba(s.images)) for k, s in sets.items()}) for m in models]
-
-
-def _quantise(probs: np.ndarray) -> np.ndarray:
-    # float16 halves the cache; fresh and cached runs both score these same rounded values.
-    return probs.astype(np.float16)
+    out = []
+    for model in models:
+        start = time.perf_counter()
+        probs = model.predict_proba(inputs)
+        out.append((model.name, probs, time.perf_counter() - start))
+    return out
 
 
 @cache
@@ -176,23 +205,19 @@ def _evaluation_sets(config_name: str, dataset: str) -> dict[str, Split]:
     return sets
 
 
-def _write_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    with atomic_write(path) as file:
-        np.savez(file, **arrays)
+@cache
+def _evaluation_labels(config_name: str, dataset: str) -> dict[str, np.ndarray]:
+    """The true labels of every evaluation set, without making the images (corruptions keep labels)."""
+    splits = _splits(dataset)
+    labels = {"id_val": splits.id_val.labels, "id_test": splits.id_test.labels}
+    for spec in CONFIGS[config_name].shifts(dataset):
+        labels[spec.name] = natural_labels(dataset) if spec.kind == "natural" else splits.id_test.labels
+    return labels
 
 
-def _read(path: Path, dataset: str) -> ZooPredictions:
-    with np.load(path, allow_pickle=False) as npz:
-        return _from_arrays({key: npz[key] for key in npz.files}, dataset)
-
-
-def _from_arrays(arrays: dict[str, np.ndarray], dataset: str) -> ZooPredictions:
-    probs, labels = {}, {}
-    for key, value in arrays.items():
-        kind, _, set_name = key.partition("/")
-        if kind == "probs":
-            p = value.astype(np.float32)
-            probs[set_name] = p / p.sum(axis=-1, keepdims=True)  # undo float16 rounding of the row sums
-        elif kind == "labels":
-            labels[set_name] = value
-    return ZooPredictions(dataset, tuple(arrays["models"].tolist()), arrays["neural"], probs, labels)
+@cache
+def _bundle_fingerprint(config_name: str, dataset: str) -> str:
+    # The bundle is a deterministic function of the code, the packaged data and the shift list,
+    # so their fingerprint stands for it without making a single image.
+    parts = [_code_fingerprint(), dataset, list(_evaluation_labels(config_name, dataset))]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()

@@ -2,7 +2,7 @@
 
 A run has two stages. **Predictions** (:mod:`ontheline.bench.predict`): for each dataset,
 the zoo of a configuration is trained and its probabilities on ID validation, ID test and
-every shifted test set are computed once, then cached on disk. **Scoring**
+every shifted test set are computed once, then kept in the prediction store. **Scoring**
 (:mod:`ontheline.bench.score`): each estimator is fitted on ID validation and estimates the
 accuracy on every shift; the true OOD labels are held aside and used only to score the
 estimates. The zoo is scored whole, and its neural and non-neural halves apart.
@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 from ontheline._validation import check_choice, check_number
@@ -21,6 +20,7 @@ from ontheline.bench.config import CONFIGS, BenchConfig
 from ontheline.bench.predict import Progress, zoo_predictions
 from ontheline.bench.score import ZOOS, ShiftScore, quality, score, summarise
 from ontheline.estimators import METHODS
+from ontheline.store import Store
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class BenchmarkResult:
     config: BenchConfig
     scores: tuple[ShiftScore, ...]
     n_models: dict[str, int]
-    from_cache: bool
+    from_store: bool
     seconds: float
     min_r2: float
 
@@ -67,7 +67,7 @@ class BenchmarkResult:
             "shifts": shifts,
             "summary": self.summary,
             "quality": {zoo: quality(self.select(zoo)) for zoo in ZOOS if self.select(zoo)},
-            "from_cache": self.from_cache,
+            "from_store": self.from_store,
             "seconds": round(self.seconds, 1),
         }
 
@@ -75,19 +75,20 @@ class BenchmarkResult:
 def run_benchmark(
     config: str = "quick",
     *,
-    cache_dir: Path | None = None,
+    store: Store | None = None,
     jobs: int = 1,
     min_r2: float = 0.95,
     progress: Progress | None = None,
 ) -> BenchmarkResult:
-    """Train (or read from the cache) each dataset's zoo and score every estimator on every shift.
+    """Train (or read from the store) each dataset's zoo and score every estimator on every shift.
 
     Parameters
     ----------
     config : {'tiny', 'quick', 'full'}
         ``'quick'`` is what ``ontheline demo`` runs; ``'full'`` is the recorded suite.
-    cache_dir : path, optional
-        Where predictions are kept between runs (default :func:`default_cache_dir`).
+    store : Store, optional
+        Where the zoo's predictions are kept between runs (default: the store at
+        ``$ONTHELINE_STORE`` or ``~/.cache/ontheline``).
     jobs : int
         Worker processes for training and prediction.
     min_r2 : float
@@ -101,12 +102,12 @@ def run_benchmark(
     spec = CONFIGS[config]
     start = time.perf_counter()
     scores: list[ShiftScore] = []
-    n_models, cached = {}, True
+    n_models, from_store = {}, True
     for dataset in spec.datasets:
-        preds, hit = zoo_predictions(spec, dataset, cache_dir=cache_dir, jobs=jobs, progress=progress)
-        cached &= hit
+        preds, hit = zoo_predictions(spec, dataset, store=store, jobs=jobs, progress=progress)
+        from_store &= hit
         n_models[dataset] = len(preds.models)
         if progress:
             progress(f"{dataset}: scoring {len(METHODS)} methods", 0, 0)
         scores += score(preds, spec.shifts(dataset), min_r2=min_r2)
-    return BenchmarkResult(spec, tuple(scores), n_models, cached, time.perf_counter() - start, min_r2)
+    return BenchmarkResult(spec, tuple(scores), n_models, from_store, time.perf_counter() - start, min_r2)

@@ -155,7 +155,7 @@ def results_markdown(result: BenchmarkResult, command: str, date: str) -> str:
         f"# Benchmark results: `{config.name}`",
         "",
         f"Produced by `{command}` on {date}; {models}; {len(result.select('all'))} shifts; "
-        f"{result.seconds:.0f} s{' with predictions from the cache' if result.from_cache else ''}.",
+        f"{result.seconds:.0f} s{' with every prediction read from the store' if result.from_store else ''}.",
         "Mean absolute error in accuracy points; `oracle` is the accuracy line fitted with the OOD labels. "
         f"A shift is trusted when the agreement line's R² >= {result.min_r2}.",
         "",

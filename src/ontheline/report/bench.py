@@ -24,7 +24,7 @@ def benchmark_report(result: BenchmarkResult) -> str:
     body = [
         f"<h1>ontheline benchmark: {escape(config.name)}</h1>",
         f'<p class="meta">{escape(models)}; {len(result.select("all"))} shifts; '
-        f"{result.seconds:.0f} s{' (predictions from the cache)' if result.from_cache else ''}; {stamp}.</p>",
+        f"{result.seconds:.0f} s{' (every prediction read from the store)' if result.from_store else ''}; {stamp}.</p>",
         "<p>Each zoo is fitted on labelled ID validation data and estimates its accuracy on every shifted "
         "test set; the true OOD labels are used only to score the estimates. Errors are mean absolute "
         "errors in accuracy points. <em>oracle</em> is the accuracy line fitted with the OOD labels: the "
