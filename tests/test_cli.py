@@ -220,10 +220,10 @@ def test_demo_rejects_an_unknown_config_and_zero_jobs(capsys):
 def test_the_progress_line_reports_counts_and_time_left():
     import io
 
-    from ontheline.cli import _Progress
+    from ontheline._progress import ConsoleProgress
 
     stream = io.StringIO()
-    progress = _Progress(stream)
+    progress = ConsoleProgress(stream)
     for done in range(0, 11):
         progress("digits: model", done, 10)
     progress("digits: scoring", 0, 0)

@@ -8,9 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import time
 import zipfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -19,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ontheline._progress import ConsoleProgress
 from ontheline.estimators import METHODS
 from ontheline.pipeline import Evaluation, evaluate
 from ontheline.predictions import Predictions, as_predictions
@@ -152,7 +151,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> None:
     if args.store and Path(args.store).exists() and not Path(args.store).is_dir():
         raise InputError(f"--store {args.store!r} is a file; pass a folder for the prediction store.")
     store = Store(args.store)
-    result = run_benchmark(args.config, store=store, jobs=args.jobs, min_r2=args.min_r2, progress=_Progress())
+    result = run_benchmark(args.config, store=store, jobs=args.jobs, min_r2=args.min_r2, progress=ConsoleProgress())
     if result.from_store:
         print(f"Every prediction was read from the store at {store.path}: no training, no inference.", file=sys.stderr)
     else:
@@ -248,45 +247,6 @@ def _json(obj: Any) -> str:
         return value
 
     return json.dumps(rounded(obj), indent=1, allow_nan=False) + "\n"
-
-
-class _Progress:
-    """A one-line progress bar with ETA on a terminal; a line per stage and per 10% elsewhere."""
-
-    def __init__(self, stream: Any = None) -> None:
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self.started = time.monotonic()
-        self.shown = -1
-
-    def __call__(self, message: str, done: int, total: int) -> None:
-        if total == 0:  # a stage without a count
-            self._emit(message, final=True)
-            return
-        if done == 0:
-            self.started, self.shown = time.monotonic(), -1
-        elapsed = time.monotonic() - self.started
-        eta = elapsed / done * (total - done) if done else float("nan")
-        bar = "#" * (20 * done // total)
-        line = (
-            f"[{bar:<20}] {done}/{total}  {elapsed:4.0f} s"
-            + (f", about {eta:.0f} s left" if done else "")
-            + f"  {message}"
-        )
-        tenth = 10 * done // total
-        if self.tty:
-            self._emit(line, final=done == total)
-        elif tenth != self.shown:
-            self.shown = tenth
-            self._emit(line, final=True)
-
-    def _emit(self, line: str, *, final: bool) -> None:
-        if self.tty:
-            width = shutil.get_terminal_size().columns - 1
-            self.stream.write("\r" + line[:width].ljust(width) + ("\n" if final else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
 
 
 class _Parser(argparse.ArgumentParser):

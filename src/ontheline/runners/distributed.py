@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ontheline._progress import ConsoleProgress
 from ontheline._validation import check_number
 from ontheline.runners.adapters import Model
 from ontheline.runners.local import Dataset, Progress, RunReport, _check_unique
@@ -27,7 +28,7 @@ def run_distributed(
     *,
     shard_size: int = 10_000,
     dtype: str = "float32",
-    progress: Progress | None = None,
+    progress: Progress | bool = True,
 ) -> RunReport:
     """Like :func:`ontheline.runners.run`, with inference mapped over (model, shard) on ``client``.
 
@@ -38,6 +39,8 @@ def run_distributed(
         Samples per task.
     """
     check_number("run_distributed", "shard_size", shard_size, low=1, integer=True)
+    if progress is True:
+        progress = ConsoleProgress()
     names = _check_unique(models)
     weights = {m.name: m.fingerprint() for m in models}
     keys = {
@@ -67,7 +70,7 @@ def run_distributed(
             seconds=sum(s for _, s in parts) or time.perf_counter() - start, device=f"dask:{model.device}",
         )  # fmt: skip
         computed.append((model.name, data.name))
-        if progress:
+        if callable(progress):
             progress(f"{model.name} on {data.name}", done, len(tasks))
     return RunReport(store, names, keys, tuple(computed), cached)
 

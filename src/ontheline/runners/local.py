@@ -14,6 +14,7 @@ from functools import cached_property
 
 import numpy as np
 
+from ontheline._progress import ConsoleProgress
 from ontheline.predictions import Predictions, as_predictions
 from ontheline.runners.adapters import Model
 from ontheline.store import Store, entry_key, fingerprint_array
@@ -61,7 +62,7 @@ def run(
     store: Store | None = None,
     *,
     dtype: str = "float32",
-    progress: Progress | None = None,
+    progress: Progress | bool = True,
 ) -> RunReport:
     """Predict with every model on every dataset, skipping entries already in ``store``.
 
@@ -75,11 +76,14 @@ def run(
         Default: the store at ``$ONTHELINE_STORE`` or ``~/.cache/ontheline``.
     dtype : {'float32', 'float16'}
         How probabilities are stored.
-    progress : callable, optional
-        Called as ``progress(message, done, total)`` after each entry.
+    progress : bool or callable
+        True (default) shows a bar with ETA on stderr; False shows nothing; a callable is
+        called as ``progress(message, done, total)`` after each entry.
     """
     store = store if store is not None else Store()
     names = _check_unique(models)
+    if progress is True:
+        progress = ConsoleProgress()
     keys: dict[str, dict[str, str]] = {}
     computed, cached = [], []
     total, done = len(models) * len(datasets), 0
@@ -100,7 +104,7 @@ def run(
                 )  # fmt: skip
                 computed.append((model.name, data.name))
             done += 1
-            if progress:
+            if callable(progress):
                 progress(f"{model.name} on {data.name}", done, total)
     return RunReport(store, names, keys, tuple(computed), tuple(cached))
 
