@@ -121,11 +121,14 @@ def test_the_onnx_adapter_matches_the_same_linear_model_in_numpy(tmp_path, digit
     assert model.name == "linear" and len(model.fingerprint()) == 64
 
 
-def test_run_refuses_duplicate_model_names(tmp_path, digits):
+def test_run_refuses_duplicate_model_names_and_an_unknown_dtype_before_any_work(tmp_path, digits):
     x, y = digits
     fitted = LogisticRegression(max_iter=100).fit(x[:300], y[:300])
     with pytest.raises(ValueError, match=r"unique model names; \['a'\]"):
         run([SklearnModel(fitted, "a"), SklearnModel(fitted, "a")], [Dataset("d", x[:10])], Store(tmp_path))
+    with pytest.raises(ValueError, match="The 'dtype' parameter of run must be one of"):
+        run([SklearnModel(fitted, "a")], [Dataset("d", x[:10])], Store(tmp_path), dtype="int8")
+    assert Store(tmp_path).ls() == []
 
 
 _RUNNER = textwrap.dedent(

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from ontheline._progress import ConsoleProgress
-from ontheline._validation import check_number
+from ontheline._validation import check_choice, check_number
 from ontheline.runners.adapters import Model
 from ontheline.runners.local import Dataset, Progress, RunReport, _check_unique
-from ontheline.store import Store, entry_key
+from ontheline.store import PROB_DTYPES, Store, entry_key
 
 
 def run_distributed(
@@ -39,6 +39,7 @@ def run_distributed(
         Samples per task.
     """
     check_number("run_distributed", "shard_size", shard_size, low=1, integer=True)
+    check_choice("run_distributed", "dtype", dtype, PROB_DTYPES)
     if progress is True:
         progress = ConsoleProgress()
     names = _check_unique(models)

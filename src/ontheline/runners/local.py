@@ -15,9 +15,10 @@ from functools import cached_property
 import numpy as np
 
 from ontheline._progress import ConsoleProgress
+from ontheline._validation import check_choice
 from ontheline.predictions import Predictions, as_predictions
 from ontheline.runners.adapters import Model
-from ontheline.store import Store, entry_key, fingerprint_array
+from ontheline.store import PROB_DTYPES, Store, entry_key, fingerprint_array
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ def run(
         True (default) shows a bar with ETA on stderr; False shows nothing; a callable is
         called as ``progress(message, done, total)`` after each entry.
     """
+    check_choice("run", "dtype", dtype, PROB_DTYPES)
     store = store if store is not None else Store()
     names = _check_unique(models)
     if progress is True:
