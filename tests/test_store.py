@@ -163,6 +163,7 @@ def test_two_processes_writing_at_once_leave_every_entry_whole(tmp_path):
 
 def test_a_writer_killed_at_any_moment_leaves_no_partial_entry(tmp_path):
     Store(tmp_path / "store")
+    (tmp_path / "store" / "tmp" / f"{'a' * 32}-{os.getpid()}-beef").mkdir()  # a live writer's staging folder
     for delay in (0.0, 0.02, 0.05, 0.11):
         writer = _writer(tmp_path, 0, 200, stdout=subprocess.PIPE)
         with writer.stdout:
@@ -171,7 +172,12 @@ def test_a_writer_killed_at_any_moment_leaves_no_partial_entry(tmp_path):
             writer.send_signal(signal.SIGKILL)
         writer.wait()
         _all_entries_valid(Store(tmp_path / "store"))
-    assert len(Store(tmp_path / "store").ls()) >= 1
+    store = Store(tmp_path / "store")
+    assert len(store.ls()) >= 1
+    leftovers = {p.name for p in (store.path / "tmp").iterdir()}
+    store.clean()  # removes what the killed writers left, keeps the live writer's folder
+    assert {p.name for p in (store.path / "tmp").iterdir()} == {f"{'a' * 32}-{os.getpid()}-beef"} <= leftovers
+    _all_entries_valid(store)
 
 
 def test_the_store_commands_list_inspect_export_and_remove(tmp_path, capsys):
@@ -204,6 +210,9 @@ def test_the_store_commands_list_inspect_export_and_remove(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 0, err
     assert [m["name"] for m in json.loads(out)["models"]] == ["a", "b", "c"]
+    (tmp_path / "s" / "tmp" / f"{key}-removed-0000").mkdir()  # as left by a killed rm
+    code, out, _ = cli("store", "clean")
+    assert code == 0 and out.startswith("Removed 1 leftover")
     code, out, _ = cli("store", "rm", key)
     assert code == 0 and "Removed" in out and not store.has(key)
     code, _, err = cli("store", "rm", "ffffffffff")

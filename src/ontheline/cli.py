@@ -197,6 +197,8 @@ def _cmd_store(args: argparse.Namespace) -> None:
         print(text(header, rows) if rows else f"The store at {store.path} is empty.")
     elif args.action == "info":
         print(_json(store.info(args.key).to_dict()), end="")
+    elif args.action == "clean":
+        print(f"Removed {store.clean()} leftover staging folders from {store.path / 'tmp'}.")
     elif args.action == "rm":
         infos = [store.info(key) for key in args.keys]  # every key checked before anything is removed
         for info in infos:
@@ -305,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("key", help="an entry key, or a unique prefix of at least 6 characters")
     rm = actions.add_parser("rm", parents=[where], help="remove entries")
     rm.add_argument("keys", nargs="+", metavar="key")
+    actions.add_parser("clean", parents=[where], help="delete staging folders left by killed writers")
     export = actions.add_parser("export", parents=[where], help="write the NPZ that 'ontheline estimate' reads")
     export.add_argument("keys", nargs="*", metavar="key", help="entries to export (default: all of --dataset)")
     export.add_argument("--dataset", help="export every model's entry on this dataset")

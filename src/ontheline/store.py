@@ -340,6 +340,22 @@ class Store:
             np.savez(file, **arrays)
         return Path(path)
 
+    def clean(self) -> int:
+        """Delete what killed writers left in ``tmp/`` (never read); returns how many folders went.
+
+        A staging folder is named after its writer's process id and is kept while that process
+        runs on this machine, so cleaning beside a live writer is safe.
+        """
+        removed = 0
+        for folder in (self.path / "tmp").iterdir():
+            parts = folder.name.split("-")
+            writer = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+            if writer is not None and _alive(writer):
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+        return removed
+
     # --- internals -----------------------------------------------------------------------------
 
     def _entry_path(self, key: str) -> Path:
@@ -365,6 +381,16 @@ class Store:
             ) from None
         finally:
             db.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _version() -> str:
