@@ -41,7 +41,7 @@ def trust_table(result: BenchmarkResult, zoo: str = "all") -> tuple[list[str], l
 
 
 def threshold_table(
-    result: BenchmarkResult, zoo: str = "all", thresholds=(0.8, 0.9, 0.95, 0.99)
+    result: BenchmarkResult, zoo: str = "all", thresholds: Sequence[float] = (0.8, 0.9, 0.95, 0.99)
 ) -> tuple[list[str], list[Row]]:
     """How the trust threshold trades coverage for precision: the quality goals at several R² cut-offs."""
     header = ["R² threshold", "trusted shifts", "ALine-D MAE (trusted)", "ATC-MC MAE (trusted)", "failures flagged (%)"]
