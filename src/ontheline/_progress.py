@@ -5,7 +5,11 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
+
+#: Called as ``progress(message, done, total)``; ``total == 0`` announces a stage without a count.
+Progress = Callable[[str, int, int], None]
 
 
 class ConsoleProgress:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import cache
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ontheline._progress import Progress
 from ontheline.bench.config import CONFIGS, SPLIT_FRACTIONS, SPLIT_SEED, BenchConfig
 from ontheline.bench.data import DatasetSplits, Split, make_splits, natural_labels, natural_shift
 from ontheline.bench.zoo import NetRecipe, SklearnRecipe, recipes, train_net, train_sklearn
@@ -29,7 +30,6 @@ from ontheline.shifts import corrupt
 from ontheline.store import Store, StoreError, entry_key
 
 Recipe = NetRecipe | SklearnRecipe
-Progress = Callable[[str, int, int], None]
 _BUNDLE = "ontheline benchmark bundle: evaluation sets concatenated in config order"
 
 

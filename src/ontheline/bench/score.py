@@ -190,9 +190,6 @@ def _oracle(id_accuracy: np.ndarray, ood_accuracy: np.ndarray, n_id: int, n_ood:
     return norm.cdf(slope * probit(id_accuracy, n_samples=n_id) + bias)
 
 
-GROUPINGS = ("overall", "dataset", "family", "severity")
-
-
 def summarise(scores: Iterable[ShiftScore]) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
     """Mean MAE per method, mean R² and shift counts: ``summary[zoo][grouping][group]``.
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from ontheline._progress import Progress
 from ontheline._validation import check_choice, check_number
 from ontheline.bench.config import CONFIGS, BenchConfig
-from ontheline.bench.predict import Progress, zoo_predictions
+from ontheline.bench.predict import zoo_predictions
 from ontheline.bench.score import ZOOS, ShiftScore, quality, score, summarise
 from ontheline.estimators import METHODS
 from ontheline.store import Store

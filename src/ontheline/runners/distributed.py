@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ontheline._progress import ConsoleProgress
+from ontheline._progress import ConsoleProgress, Progress
 from ontheline._validation import check_choice, check_number
 from ontheline.runners.adapters import Model
-from ontheline.runners.local import Dataset, Progress, RunReport, _check_unique
+from ontheline.runners.local import Dataset, RunReport, _check_unique
 from ontheline.store import PROB_DTYPES, Store, entry_key
 
 

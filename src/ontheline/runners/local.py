@@ -8,13 +8,13 @@ what followed, and gives the same numbers as a run that was never interrupted.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
-from ontheline._progress import ConsoleProgress
+from ontheline._progress import ConsoleProgress, Progress
 from ontheline._validation import check_choice
 from ontheline.predictions import Predictions, as_predictions
 from ontheline.runners.adapters import Model
@@ -52,9 +52,6 @@ class RunReport:
         """Every model's stored probabilities on ``dataset``, in model order, as :class:`Predictions`."""
         probs = np.stack([self.store.get(self.keys[m][dataset]).probs.astype(np.float64) for m in self.models])
         return as_predictions(probs / probs.sum(axis=-1, keepdims=True), models=self.models, kind="probs")
-
-
-Progress = Callable[[str, int, int], None]
 
 
 def run(
