@@ -9,13 +9,16 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench,torch,store,dask,onnx,safetensors,hf]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench,torch,store,dask,onnx,safetensors,hf,plot]"
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/ontheline demo
 
+# The report's browser test needs Debian's chromium; install it when missing (as root, or with sudo).
 test: $(STAMP)
+	@command -v chromium >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -189,10 +189,12 @@ def test_the_installed_command_runs_the_benchmark_demo_and_writes_its_files(benc
     assert json.loads((out / "results.json").read_text())["shifts"][0]["models"]  # per-model detail for the report
     assert "Wrote" in done.stderr and str(out) in done.stderr
     again = subprocess.run(
-        [exe, "demo", "--config", "tiny", "--store", bench_store, "--out", out, "--jobs", "1"],
+        [exe, "demo", "--config", "tiny", "--store", bench_store, "--out", out, "--jobs", "1", "--plots", out / "plots"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert again.returncode == 0 and "no training, no inference" in again.stderr
+    figures = sorted(p.name for p in (out / "plots").iterdir())
+    assert figures == sorted(f"digits-{s['name']}.{fmt}" for s in report["shifts"] for fmt in ("png", "svg"))
     assert "Benchmark 'tiny'" in again.stdout and "trusted" in again.stdout
     bad = subprocess.run(
         [exe, "estimate", "--id", "/nonexistent.npz", "--ood", "x.npz"], capture_output=True, text=True, timeout=60

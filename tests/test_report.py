@@ -53,7 +53,9 @@ def test_the_benchmark_report_is_one_well_formed_self_contained_page(tiny):
     assert set(re.findall(r"https?://[^\"' ]+", html)) == {"http://www.w3.org/2000/svg"}  # nothing fetched
     shifts = tiny.select("all")
     assert html.count("<details>") == len(shifts)
-    assert html.count("<svg") == len(shifts) + 2  # a plot per shift, and R² vs error for two zoos
+    # Per shift: agreement and estimated vs true; the two featured shifts; R² vs error for two zoos.
+    assert html.count("<svg") == 2 * len(shifts) + 2 + 2
+    assert html.count('<table class="sortable"') == 6 + len(shifts) + 1  # summaries, shifts' models, all shifts
     assert all(f"{s.shift.dataset} · {s.shift.name}" in html for s in shifts)
 
 

@@ -95,21 +95,7 @@ def _format_table(evaluation: Evaluation) -> str:
         for r in [header, *rows]
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join([*lines, "", _trust_banner(evaluation), f"Ranked by {evaluation.ranking_method}."])
-
-
-def _trust_banner(evaluation: Evaluation) -> str:
-    line = evaluation.line
-    if line is None:
-        return "Agreement line: not available (needs at least 3 models with pairs inside the agreement filter)."
-    stats = f"slope {line.slope:.3f}, bias {line.bias:.3f}, R² {line.r2:.3f} over {line.n_pairs} pairs"
-    threshold = next(iter(evaluation.results.values())).min_r2
-    if evaluation.trusted:
-        return f"Agreement line: {stats}. Agreement-on-the-line holds (R² >= {threshold}): the ALine estimates can be trusted."
-    return (
-        f"WARNING: agreement line {stats}. R² is below {threshold}: agreement-on-the-line may not hold for this "
-        "shift, and every estimate above may be off by many points."
-    )
+    return "\n".join([*lines, "", evaluation.trust_message(), f"Ranked by {evaluation.ranking_method}."])
 
 
 def _pct(value: float) -> str:
@@ -128,13 +114,55 @@ def _print_evaluation(evaluation: Evaluation, fmt: str) -> None:
 
 
 def _cmd_estimate(args: argparse.Namespace) -> None:
+    _check_outputs(args)
+    evaluation = _evaluate_files(args)
+    _print_evaluation(evaluation, args.format)
+    _write_outputs(evaluation, args)
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    _check_outputs(args)
+    evaluation = _evaluate_files(args)
+    for method, reason in evaluation.skipped.items():
+        print(f"note: {method} skipped: {reason}", file=sys.stderr)
+    _write_outputs(evaluation, args)
+
+
+def _evaluate_files(args: argparse.Namespace) -> Evaluation:
     id_preds, id_labels = load_npz(args.id, "id", labels_required=True)
     ood_preds, ood_labels = load_npz(args.ood, "ood", labels_required=False)
-    evaluation = evaluate(
+    return evaluate(
         id_preds, id_labels, ood_preds, methods=args.method, ood_labels=ood_labels,
         min_r2=args.min_r2, n_bootstrap=args.bootstrap,
     )  # fmt: skip
-    _print_evaluation(evaluation, args.format)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse unusable output paths before any work is done."""
+    if args.report and Path(args.report).is_dir():
+        raise InputError(f"--report {args.report!r} is a folder; pass the path of the HTML file to write.")
+    _check_folder("--plots", args.plots)
+
+
+def _check_folder(flag: str, path: str | None) -> None:
+    if path and Path(path).exists() and not Path(path).is_dir():
+        raise InputError(f"{flag} {path!r} is a file; pass a folder.")
+
+
+def _write_outputs(evaluation: Evaluation, args: argparse.Namespace) -> None:
+    from ontheline._io import write_text
+
+    if args.report:
+        from ontheline.report import estimate_report
+
+        source = f"ID: {Path(args.id).name}, OOD: {Path(args.ood).name}"
+        write_text(args.report, estimate_report(evaluation, title=args.title, source=source))
+        print(f"Wrote {args.report}.", file=sys.stderr)
+    if args.plots:
+        from ontheline.report.figures import save_evaluation_figures
+
+        paths = save_evaluation_figures(evaluation, args.plots)
+        print(f"Wrote {len(paths)} figures to {args.plots}: {', '.join(p.name for p in paths)}.", file=sys.stderr)
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> None:
@@ -150,6 +178,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> None:
 
     if args.store and Path(args.store).exists() and not Path(args.store).is_dir():
         raise InputError(f"--store {args.store!r} is a file; pass a folder for the prediction store.")
+    _check_folder("--plots", args.plots)
     store = Store(args.store)
     result = run_benchmark(args.config, store=store, jobs=args.jobs, min_r2=args.min_r2, progress=ConsoleProgress())
     if result.from_store:
@@ -162,6 +191,11 @@ def _cmd_benchmark(args: argparse.Namespace) -> None:
     write_text(out / "results.json", _json(result.to_dict(per_model=True)))
     write_text(out / "results.md", tables.results_markdown(result, command, date))
     write_text(out / "report.html", benchmark_report(result))
+    if args.plots:
+        from ontheline.report.bench import save_benchmark_figures
+
+        paths = save_benchmark_figures(result, args.plots, progress=ConsoleProgress())
+        print(f"Wrote {len(paths)} figures to {args.plots}.", file=sys.stderr)
     if args.format == "json":
         print(_json(summary), end="")
     else:
@@ -264,16 +298,31 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--method", action="append", choices=list(METHODS), help="a method to run (repeatable; default: all)"
     )
-    common.add_argument("--format", choices=("table", "json"), default="table")
     common.add_argument(
         "--bootstrap", type=_non_negative_int, default=200, help="resamples for the ALine intervals (0: none)"
     )
 
-    est = sub.add_parser("estimate", parents=[common], help="estimate OOD accuracy from NPZ files of predictions")
-    est.add_argument("--id", required=True, help="NPZ with labels, probs|logits|preds and models (labelled ID data)")
-    est.add_argument("--ood", required=True, help="NPZ with probs|logits|preds and models; labels optional")
-    est.add_argument("--min-r2", type=_unit_float, default=0.95, help="trust threshold on the agreement line's R²")
+    outputs = _Parser(add_help=False)
+    outputs.add_argument(
+        "--id", required=True, help="NPZ with labels, probs|logits|preds and models (labelled ID data)"
+    )
+    outputs.add_argument("--ood", required=True, help="NPZ with probs|logits|preds and models; labels optional")
+    outputs.add_argument("--min-r2", type=_unit_float, default=0.95, help="trust threshold on the agreement line's R²")
+    outputs.add_argument("--plots", metavar="DIR", help="also save the figures as PNG and SVG in this folder")
+    outputs.add_argument("--title", default="ontheline estimate", help="the report's title")
+
+    est = sub.add_parser(
+        "estimate", parents=[common, outputs], help="estimate OOD accuracy from NPZ files of predictions"
+    )
+    est.add_argument("--format", choices=("table", "json"), default="table")
+    est.add_argument("--report", metavar="FILE", help="also write the HTML report to this file")
     est.set_defaults(run=_cmd_estimate)
+
+    report = sub.add_parser(
+        "report", parents=[common, outputs], help="write the HTML report (and --plots) of an estimate, print nothing"
+    )
+    report.add_argument("--out", dest="report", default="report.html", help="the HTML file to write")
+    report.set_defaults(run=_cmd_report)
 
     for command, config, help_text in (
         ("demo", "quick", "train a zoo on packaged digits, estimate on 116 shifts, score it, write a report"),
@@ -290,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
         bench.add_argument("--format", choices=("table", "json"), default="table")
         bench.add_argument("--jobs", type=_positive_int, default=min(os.cpu_count() or 1, 8), help="worker processes")
         bench.add_argument("--store", help="the prediction store (default $ONTHELINE_STORE or ~/.cache/ontheline)")
+        bench.add_argument("--plots", metavar="DIR", help="also save every shift's agreement plot as PNG and SVG")
         bench.add_argument(
             "--min-r2", type=_unit_float, default=0.95, help="trust threshold on the agreement line's R²"
         )

@@ -49,6 +49,36 @@ class Evaluation:
     def ranking(self) -> list[RankedModel]:
         return rank_models(self.results[self.ranking_method])
 
+    def trust_message(self) -> str:
+        """One paragraph that says whether agreement-on-the-line holds here and what follows for the estimates."""
+        line = self.line
+        if line is None:
+            return (
+                "Agreement line: not available (needs at least 3 models with pairs inside the agreement filter), "
+                "so nothing says whether agreement-on-the-line holds; treat every estimate with caution."
+            )
+        stats = f"slope {line.slope:.3f}, bias {line.bias:.3f}, R² {line.r2:.3f} over {line.n_pairs} pairs"
+        threshold = next(iter(self.results.values())).min_r2
+        if self.trusted:
+            return (
+                f"Agreement line: {stats}. Agreement-on-the-line holds (R² >= {threshold}): "
+                "the ALine estimates can be trusted."
+            )
+        return (
+            f"WARNING: agreement line {stats}. R² is below {threshold}: agreement-on-the-line may not hold for this "
+            "shift, and every estimate may be off by many points."
+        )
+
+    def plot(self, ax: Any = None) -> Any:
+        """The agreement plot of the ranking method's result, with the true accuracies when known (matplotlib Axes)."""
+        return self.results[self.ranking_method].plot(ax, ood_accuracy=self.ood_accuracy)
+
+    def plot_estimates(self, ax: Any = None) -> Any:
+        """Every method's estimate against the true OOD accuracy (needs OOD labels; matplotlib Axes)."""
+        from ontheline.report.figures import plot_estimates
+
+        return plot_estimates(self, ax=ax)
+
     def mae(self) -> dict[str, float]:
         """Mean absolute error of each method against the true OOD accuracy (empty without labels)."""
         if self.ood_accuracy is None:

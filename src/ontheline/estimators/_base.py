@@ -44,6 +44,9 @@ class EstimateResult:
         The R² below which agreement-on-the-line is not trusted.
     notes : tuple of str
         Anything the user should know about how these numbers were obtained.
+    id_agreement, ood_agreement : ndarray of shape (n_models, n_models) or None
+        Pairwise agreement of the models on the ID and OOD data (the points of the agreement
+        plot; None with fewer than 2 models).
     """
 
     method: str
@@ -54,9 +57,11 @@ class EstimateResult:
     interval: np.ndarray | None = None
     min_r2: float = 0.95
     notes: tuple[str, ...] = field(default=())
+    id_agreement: np.ndarray | None = field(default=None, repr=False)
+    ood_agreement: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        for array in (self.ood_accuracy, self.id_accuracy, self.interval):
+        for array in (self.ood_accuracy, self.id_accuracy, self.interval, self.id_agreement, self.ood_agreement):
             if array is not None:
                 array.flags.writeable = False
 
@@ -90,6 +95,17 @@ class EstimateResult:
             "trusted": self.trusted,
             "notes": list(self.notes),
         }
+
+    def plot(self, ax: Any = None, *, ood_accuracy: Any = None) -> Any:
+        """The agreement-on-the-line picture on probit axes; returns a matplotlib Axes (needs the ``plot`` extra).
+
+        Model pairs' ID vs OOD agreement with the fitted line, and each model's ID accuracy
+        against this method's estimate; with ``ood_accuracy`` (true OOD accuracy per model),
+        the true accuracies and their line too.
+        """
+        from ontheline.report.figures import plot_agreement
+
+        return plot_agreement(self, ax=ax, ood_accuracy=ood_accuracy)
 
     def to_frame(self) -> Any:
         """The per-model numbers as a pandas DataFrame (needs the ``frame`` extra)."""
@@ -204,6 +220,8 @@ class Estimator(ABC):
             interval=interval,
             min_r2=self.min_r2,
             notes=tuple(notes),
+            id_agreement=self.id_preds_.agreement if ood.n_models >= 2 else None,
+            ood_agreement=ood.agreement if ood.n_models >= 2 else None,
         )
 
     def _align(self, ood_preds: Any) -> Predictions:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from html import escape
+from pathlib import Path
 
 import numpy as np
 
+from ontheline._progress import Progress
 from ontheline.bench import tables
-from ontheline.bench.score import ZOOS, ShiftScore, quality
+from ontheline.bench.score import ORACLE, ZOOS, ShiftScore, quality
 from ontheline.bench.suite import BenchmarkResult
 from ontheline.report.page import page, table
 from ontheline.report.svg import Axes, Line, Series, scatter
 
-_MAX_PAIRS = 400  # pairs drawn per plot: enough to see the line, light enough for 100+ plots
+_MAX_PAIRS = 250  # pairs drawn per plot: enough to see the line, light enough for 100+ plots
 
 
 def benchmark_report(result: BenchmarkResult) -> str:
@@ -30,6 +32,12 @@ def benchmark_report(result: BenchmarkResult) -> str:
         "errors in accuracy points. <em>oracle</em> is the accuracy line fitted with the OOD labels: the "
         "floor for any method that maps ID accuracy to OOD accuracy along a line.</p>",
         _quality_banner(result),
+        "<h2>What agreement-on-the-line looks like here</h2>",
+        "<p>Each blue point is a pair of models: how often they agree on ID and on OOD data, on probit axes; "
+        "each orange point is a model's ID and OOD accuracy. Where the pairs lie on a line (left, the most "
+        "linear shift), the models lie on a line with the same slope, which ALine reads off without OOD labels. "
+        "Where they do not (right, the least linear), the R² says so. Hover a point to see the pair or model.</p>",
+        _featured(result),
         "<h2>Where the agreement R² trusts the estimates, and where it flags them</h2>",
         table(*tables.trust_table(result)),
         "<h2>The trust threshold</h2><p>A failure is a shift where ALine-D is off by more than 5 points.</p>",
@@ -49,8 +57,11 @@ def benchmark_report(result: BenchmarkResult) -> str:
         f"{result.min_r2}, so agreement-on-the-line may not hold there. Click a header to sort.</p>",
     ]
     header, rows = tables.shift_table(result)
-    body.append(table(header, rows, flags=[not s.trusted for s in result.select("all")]))
-    body.append("<h2>The lines, shift by shift</h2><p>Probit axes. Hover a point to see the pair or model.</p>")
+    body.append(table(header, rows, flags=[not s.trusted for s in result.select("all")], element_id="shifts"))
+    body.append(
+        "<h2>Shift by shift</h2><p>Open a shift for its agreement plot (probit axes), estimated vs true accuracy, "
+        "each method's error and its models. Hover a point to see the pair or model.</p>"
+    )
     body += [_shift_details(s) for s in result.select("all")]
     return page(f"ontheline benchmark: {config.name}", "".join(body))
 
@@ -80,12 +91,63 @@ def _r2_plot(result: BenchmarkResult) -> str:
     return f'<div class="plots">{"".join(plots)}</div>'
 
 
+def _featured(result: BenchmarkResult) -> str:
+    scores = [s for s in result.select("all") if s.agreement is not None]
+    if not scores:
+        return "<p>No shift had an agreement line.</p>"
+    ranked = sorted(scores, key=lambda s: s.agreement.r2)  # type: ignore[union-attr]
+    figures = [
+        f"<figure>{shift_plot(s)}<figcaption>{escape(s.shift.dataset)} · {escape(s.shift.name)}: agreement R² "
+        f"{_r2(s)}, ALine-D MAE {s.mae()['aline-d']:.1f} points</figcaption></figure>"
+        for s in (ranked[-1], ranked[0])
+    ]
+    return f'<div class="plots">{"".join(figures)}</div>'
+
+
 def _shift_details(score: ShiftScore) -> str:
+    verdict = (
+        "Agreement-on-the-line holds: the ALine estimates can be trusted."
+        if score.trusted
+        else "Flagged: agreement-on-the-line may not hold here, and the estimates may be far off."
+    )
+    mae = score.mae()
     return (
         f"<details><summary>{escape(score.shift.dataset)} · {escape(score.shift.name)} · "
         f"{escape(score.shift.describe())} · agreement R² {_r2(score)}{'' if score.trusted else ' · flagged'}</summary>"
-        f'<div class="plots">{shift_plot(score)}</div></details>'
+        f'<p class="{"ok" if score.trusted else "warn"} banner">{verdict}</p>'
+        f'<div class="plots">{shift_plot(score)}{_estimate_plot(score)}</div>'
+        + table(["MAE (points)", *mae], [["this shift", *mae.values()]], sortable=False)
+        + table(*_model_table(score))
+        + "</details>"
     )
+
+
+def _estimate_plot(score: ShiftScore) -> str:
+    series = []
+    for method, color in (("aline-d", "#1f77b4"), ("atc-mc", "#9467bd")):
+        points = 100 * np.stack([score.ood_accuracy, score.estimates[method]], axis=1)
+        if not np.isfinite(points).all():
+            continue
+        tips = [f"{m}: true {a:.1f}%, {method} {b:.1f}%" for m, (a, b) in zip(score.models, points)]
+        series.append(Series(method, points, tips, color, radius=2.5, opacity=0.7))
+    axes = Axes("true OOD accuracy, %", "estimated OOD accuracy, %", probit=False)
+    return scatter(series, [], axes) if series else ""
+
+
+def _model_table(score: ShiftScore) -> tuple[list[str], list[list[object]]]:
+    methods = [m for m in score.estimates if m != ORACLE]
+    header = ["model", "ID acc", "true OOD acc", *methods]
+    order = np.argsort(-score.ood_accuracy, kind="stable")
+    rows = [
+        [score.models[i], 100 * float(score.id_accuracy[i]), 100 * float(score.ood_accuracy[i])]
+        + [_finite(100 * float(score.estimates[m][i])) for m in methods]
+        for i in order
+    ]
+    return header, rows
+
+
+def _finite(value: float) -> float | None:
+    return value if np.isfinite(value) else None
 
 
 def shift_plot(score: ShiftScore) -> str:
@@ -116,3 +178,34 @@ def shift_plot(score: ShiftScore) -> str:
 
 def _r2(score: ShiftScore) -> str:
     return "n/a" if score.agreement is None else f"{score.agreement.r2:.3f}"
+
+
+def save_benchmark_figures(
+    result: BenchmarkResult, folder: str | Path, *, progress: Progress | None = None
+) -> list[Path]:
+    """Each shift's agreement plot (whole zoo) as ``DATASET-SHIFT.png`` and ``.svg`` in ``folder``."""
+    from ontheline.report.figures import MODEL, PAIR, Points, ProbitLine, probit_scatter, save_figure
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    scores = result.select("all")
+    paths: list[Path] = []
+    for k, score in enumerate(scores):
+        if progress is not None:
+            progress("saving figures", k, len(scores))
+        points = [
+            Points("agreement (model pairs)", score.pair_agreement[:, 0], score.pair_agreement[:, 1], PAIR),
+            Points("accuracy (models)", score.id_accuracy, score.ood_accuracy, MODEL),
+        ]
+        slope, bias, r2 = score.accuracy_line
+        lines = [ProbitLine(f"accuracy line (R² {r2:.3f})", slope, bias, "--", MODEL["color"])]
+        if score.agreement is not None:
+            line = score.agreement
+            lines.insert(0, ProbitLine(f"agreement line (R² {line.r2:.3f})", line.slope, line.bias))
+        title = f"{score.shift.dataset}: {score.shift.name}{'' if score.trusted else ' (flagged)'}"
+        paths += save_figure(
+            probit_scatter(points, lines, title=title), folder, f"{score.shift.dataset}-{score.shift.name}"
+        )
+    if progress is not None:
+        progress("saving figures", len(scores), len(scores))
+    return paths

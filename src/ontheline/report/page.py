@@ -15,7 +15,7 @@ th,td{padding:3px 9px;border-bottom:1px solid #eee;text-align:right}th{backgroun
 td:first-child,th:first-child,td.text{text-align:left}tr.flag td{background:#fff8ee}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
 .best{font-weight:600}.plots{display:flex;flex-wrap:wrap;gap:12px}
-details{margin:4px 0}summary{cursor:pointer}.tick,.legend{font-size:10px;fill:#444}.axis{font-size:11px;fill:#222}
+details{margin:4px 0}summary{cursor:pointer}figure{margin:0}figcaption{font-size:12px;color:#555;max-width:380px}.tick,.legend{font-size:10px;fill:#444}.axis{font-size:11px;fill:#222}
 """
 
 # Click a header to sort by that column; numbers sort numerically, empty cells last.
@@ -28,7 +28,7 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
       th.setAttribute("aria-sort", asc ? "ascending" : "descending");
       var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
       function key(row) {
-        var text = row.cells[col].getAttribute("data-value") || row.cells[col].textContent.trim();
+        var text = row.cells[col].textContent.trim();
         var number = parseFloat(text);
         return text === "" ? null : (isNaN(number) ? text : number);
       }
@@ -55,7 +55,12 @@ def page(title: str, body: str) -> str:
 
 
 def table(
-    header: Sequence[str], rows: Sequence[Sequence[object]], *, sortable: bool = True, flags: Sequence[bool] = ()
+    header: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    *,
+    sortable: bool = True,
+    flags: Sequence[bool] = (),
+    element_id: str = "",
 ) -> str:
     """A table; cells are escaped, numbers formatted with :func:`cell`."""
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
@@ -63,7 +68,7 @@ def table(
     for k, row in enumerate(rows):
         css = ' class="flag"' if k < len(flags) and flags[k] else ""
         body.append(f"<tr{css}>" + "".join(cell(v) for v in row) + "</tr>")
-    kind = ' class="sortable"' if sortable else ""
+    kind = (' class="sortable"' if sortable else "") + (f' id="{escape(element_id)}"' if element_id else "")
     return f"<table{kind}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
@@ -73,5 +78,5 @@ def cell(value: object) -> str:
     if isinstance(value, bool):
         return f"<td>{'yes' if value else 'no'}</td>"
     if isinstance(value, (int, float)):
-        return f'<td data-value="{value}">{value:.2f}</td>' if isinstance(value, float) else f"<td>{value}</td>"
+        return f"<td>{value:.2f}</td>" if isinstance(value, float) else f"<td>{value}</td>"
     return f'<td class="text">{escape(str(value))}</td>'

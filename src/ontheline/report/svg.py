@@ -6,6 +6,7 @@ Each point carries a ``<title>``, so hovering it names the model or pair. Axes a
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -13,6 +14,7 @@ from html import escape
 import numpy as np
 from scipy.stats import norm
 
+_CLIP_IDS = itertools.count()  # unique clip-path ids across every plot of a page
 _PROBIT_TICKS = (0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 
 
@@ -67,15 +69,16 @@ def scatter(series: Sequence[Series], lines: Sequence[Line], axes: Axes, *, diag
     def py(v: np.ndarray | float) -> np.ndarray:
         return top + (1 - (np.asarray(v) - y_range[0]) / (y_range[1] - y_range[0])) * height
 
+    clip_id = f"clip{next(_CLIP_IDS)}"
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="plot" width="{axes.width}" height="{axes.height}" '
         f'viewBox="0 0 {axes.width} {axes.height}" role="img">',
-        f'<defs><clipPath id="c{id(series)}"><rect x="{left}" y="{top}" width="{width}" height="{height}"/></clipPath></defs>',
+        f'<defs><clipPath id="{clip_id}"><rect x="{left}" y="{top}" width="{width}" height="{height}"/></clipPath></defs>',
         f'<rect x="{left}" y="{top}" width="{width}" height="{height}" fill="#fff" stroke="#bbb"/>',
     ]
     parts += _ticks(x_range, axes.probit, lambda v: (float(px(v)), top + height), horizontal=True)
     parts += _ticks(y_range, axes.probit, lambda v: (left, float(py(v))), horizontal=False)
-    clip = f'clip-path="url(#c{id(series)})"'
+    clip = f'clip-path="url(#{clip_id})"'
     if diagonal:
         lo, hi = x_range
         parts.append(
