@@ -48,6 +48,8 @@ def test_plot_draws_on_a_given_axes_and_without_labels(evaluation):
     assert evaluation.results["atc-mc"].plot(ax=right) is right
     assert len(right.collections) == 2 and not left.collections  # pairs and estimates, no truth
     plt.close(figure)
+    with pytest.raises(ValueError, match=r"ood_accuracy has shape \(1,\); pass one true accuracy per model"):
+        evaluation.results["atc-mc"].plot(ood_accuracy=[0.5])
 
 
 def test_estimated_vs_true_needs_labels_and_scores_every_method(evaluation, digits_zoo):

@@ -48,26 +48,6 @@ def probit_axis(p: Any) -> np.ndarray:
     return ndtri(np.clip(np.asarray(p, dtype=np.float64), _CLIP, 1 - _CLIP))
 
 
-def plot_agreement(result: EstimateResult, *, ax: Any = None, ood_accuracy: Any = None) -> Any:
-    """ID vs OOD agreement of every model pair and the fitted line; estimates, and the truth when given."""
-    points, lines = [], []
-    if result.id_agreement is not None and result.ood_agreement is not None:
-        upper = np.triu_indices(len(result.models), k=1)
-        points.append(Points("agreement (model pairs)", result.id_agreement[upper], result.ood_agreement[upper], PAIR))
-    points.append(Points(f"{result.method} estimate (models)", result.id_accuracy, result.ood_accuracy, ESTIMATE))
-    if result.line is not None:
-        lines.append(ProbitLine(f"agreement line (R² {result.line.r2:.3f})", result.line.slope, result.line.bias, "-"))
-    if ood_accuracy is not None:
-        truth = np.asarray(ood_accuracy, dtype=np.float64)
-        points.append(Points("true accuracy (models)", result.id_accuracy, truth, MODEL))
-        x = probit_axis(result.id_accuracy)
-        if np.ptp(x) > 0:
-            slope, bias, r2 = fit_line(x, probit_axis(truth))
-            lines.append(ProbitLine(f"accuracy line (R² {r2:.3f})", slope, bias, "--", MODEL["color"]))
-    verdict = "holds" if result.trusted else "may not hold"
-    return probit_scatter(points, lines, title=f"Agreement-on-the-line {verdict}", ax=ax)
-
-
 @dataclass(frozen=True)
 class Points:
     """Probabilities to place on probit axes, with matplotlib scatter keywords."""
@@ -87,6 +67,30 @@ class ProbitLine:
     bias: float
     dash: str = "-"
     color: str = PAIR["color"]
+
+
+def plot_agreement(result: EstimateResult, *, ax: Any = None, ood_accuracy: Any = None) -> Any:
+    """ID vs OOD agreement of every model pair and the fitted line; estimates, and the truth when given."""
+    points, lines = [], []
+    if result.id_agreement is not None and result.ood_agreement is not None:
+        upper = np.triu_indices(len(result.models), k=1)
+        points.append(Points("agreement (model pairs)", result.id_agreement[upper], result.ood_agreement[upper], PAIR))
+    points.append(Points(f"{result.method} estimate (models)", result.id_accuracy, result.ood_accuracy, ESTIMATE))
+    if result.line is not None:
+        lines.append(ProbitLine(f"agreement line (R² {result.line.r2:.3f})", result.line.slope, result.line.bias, "-"))
+    if ood_accuracy is not None:
+        truth = np.asarray(ood_accuracy, dtype=np.float64)
+        if truth.shape != result.id_accuracy.shape:
+            raise ValueError(
+                f"ood_accuracy has shape {truth.shape}; pass one true accuracy per model, shape {result.id_accuracy.shape}."
+            )
+        points.append(Points("true accuracy (models)", result.id_accuracy, truth, MODEL))
+        x = probit_axis(result.id_accuracy)
+        if np.ptp(x) > 0:
+            slope, bias, r2 = fit_line(x, probit_axis(truth))
+            lines.append(ProbitLine(f"accuracy line (R² {r2:.3f})", slope, bias, "--", MODEL["color"]))
+    verdict = "holds" if result.trusted else "may not hold"
+    return probit_scatter(points, lines, title=f"Agreement-on-the-line {verdict}", ax=ax)
 
 
 def probit_scatter(points: Sequence[Points], lines: Sequence[ProbitLine], *, title: str, ax: Any = None) -> Any:
