@@ -5,6 +5,7 @@ da = pytest.importorskip("dask.array", reason="the dask extra, which make test i
 pytest.importorskip("zarr", reason="the store extra, which make test installs")
 
 import ontheline as otl  # noqa: E402
+from ontheline.estimators import make_estimator  # noqa: E402
 from ontheline.store import Store  # noqa: E402
 
 
@@ -60,3 +61,55 @@ def test_inference_on_a_local_cluster_writes_the_same_entries_as_the_local_runne
         a = Store(tmp_path / "local").get(local.keys[name]["rest"])
         b = Store(tmp_path / "dask").get(remote.keys[name]["rest"])
         np.testing.assert_array_equal(a.probs, b.probs)
+
+
+def _zoo_on_dask(chunk):
+    id_probs, id_labels, ood_probs, ood_labels = otl.make_line_zoo(n_models=8, n_samples=6000, random_state=3)
+    lazy = lambda p: da.from_array(np.asarray(p, np.float32), chunks=(1, chunk, -1))  # noqa: E731
+    return (id_probs, id_labels, ood_probs, ood_labels), (lazy(id_probs), id_labels, lazy(ood_probs), ood_labels)
+
+
+@pytest.mark.parametrize("method", list(otl.METHODS))
+def test_every_estimator_on_dask_arrays_equals_the_in_memory_result(method):
+    (id_p, id_y, ood_p, _), (id_lazy, _, ood_lazy, _) = _zoo_on_dask(chunk=1_700)
+    eager = make_estimator(method, n_bootstrap=30)
+    lazy = make_estimator(method, n_bootstrap=30)
+    expected = eager.fit(np.asarray(id_p, np.float32), id_y).estimate(np.asarray(ood_p, np.float32))
+    result = lazy.fit(id_lazy, id_y).estimate(ood_lazy)
+    np.testing.assert_allclose(result.ood_accuracy, expected.ood_accuracy, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(result.id_accuracy, expected.id_accuracy)
+    if expected.interval is not None:  # the bootstrap groups are the same samples, counted block by block
+        np.testing.assert_allclose(result.interval, expected.interval, rtol=1e-9)
+    if expected.line is not None:
+        assert result.line == expected.line
+
+
+def test_evaluate_reads_probabilities_from_the_store_chunk_by_chunk(tmp_path):
+    (id_p, id_y, ood_p, ood_y), _ = _zoo_on_dask(chunk=1_000)
+    store = Store(tmp_path)
+    keys = {
+        split: [
+            store.put(probs=p, model=f"m{i}", model_fingerprint=f"w{i}", dataset=split, dataset_fingerprint=split).key
+            for i, p in enumerate(probs)
+        ]
+        for split, probs in (("id", id_p), ("ood", ood_p))
+    }
+    # Blocks of 1,000 samples (the store's own chunks hold 65,536): several blocks, each read alone.
+    id_lazy, ood_lazy = (store.stacked_probs(keys[s]).rechunk({1: 1_000}) for s in ("id", "ood"))
+    assert id_lazy.numblocks[1] == 6
+    lazy = otl.evaluate(id_lazy, id_y, ood_lazy, ood_labels=ood_y, n_bootstrap=20)
+    eager = otl.evaluate(store.stacked_probs(keys["id"]).compute(), id_y, ood_lazy.compute(), ood_labels=ood_y,
+                         n_bootstrap=20)  # fmt: skip
+    for method, result in eager.results.items():
+        np.testing.assert_allclose(lazy.results[method].ood_accuracy, result.ood_accuracy, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(lazy.ood_accuracy, eager.ood_accuracy)
+
+
+def test_lazy_predictions_are_checked_block_by_block_when_computed():
+    bad = da.from_array(np.full((3, 10, 4), 0.5, np.float32), chunks=(3, 5, 4))  # rows sum to 2
+    preds = otl.as_predictions(bad, name="ood_preds")
+    with pytest.raises(ValueError, match="ood_preds rows must be probabilities"):
+        otl.pairwise_agreement(preds)
+    labels = da.from_array(np.array([[0, 1, 5], [0, 1, 2]]), chunks=(1, 2))
+    with pytest.raises(ValueError, match=r"labels outside 0..2"):
+        otl.pairwise_agreement(otl.as_predictions(labels, classes=range(3), name="x"))

@@ -11,6 +11,7 @@ samples at once. Samples are processed in chunks, so memory stays bounded by
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtri
 
-from ontheline.predictions import Predictions, as_predictions
+from ontheline.predictions import Predictions, as_predictions, is_dask
 
 # 256 words of 64 samples: one row's planes stay in L1/L2 while every other row streams past.
 _CHUNK_WORDS = 256
@@ -46,11 +47,9 @@ def accuracy(preds: Any, labels: Any) -> np.ndarray:
     >>> accuracy([[0, 1, 1, 0], [0, 0, 0, 0]], [0, 1, 0, 0]).tolist()
     [0.75, 0.75]
     """
-    if _is_dask(preds):
-        return _dask_accuracy(preds, labels)
     p = as_predictions(preds)
     y = encode_labels(p, labels, "labels")
-    return (p.labels == y).mean(axis=1)
+    return np.asarray((p.labels == y).mean(axis=1))  # a dask array is reduced chunk by chunk
 
 
 def encode_labels(preds: Predictions, labels: Any, name: str) -> np.ndarray:
@@ -92,8 +91,6 @@ def pairwise_agreement(preds: Any, *, n_threads: int | None = None) -> np.ndarra
     >>> pairwise_agreement([[0, 1, 2, 2], [0, 1, 2, 0], [1, 1, 1, 1]]).tolist()
     [[1.0, 0.75, 0.25], [0.75, 1.0, 0.25], [0.25, 0.25, 1.0]]
     """
-    if _is_dask(preds):
-        return _dask_agreement_counts(preds) / preds.shape[1]
     p = as_predictions(preds)
     return agreement_counts(p.labels, n_threads=n_threads) / p.n_samples
 
@@ -103,6 +100,8 @@ def agreement_counts(labels: np.ndarray, *, n_threads: int | None = None) -> np.
 
     ``labels`` is ``(n_models, n_samples)`` of non-negative integer class indices.
     """
+    if is_dask(labels):
+        return sum_blocks(labels, partial(agreement_counts, n_threads=1))
     n_models, n_samples = labels.shape
     n_planes = max(1, int(labels.max()).bit_length()) if labels.size else 1
     disagree = np.zeros((n_models, n_models), np.int64)
@@ -116,40 +115,23 @@ def agreement_counts(labels: np.ndarray, *, n_threads: int | None = None) -> np.
     return n_samples - disagree
 
 
-def _is_dask(x: Any) -> bool:
-    return type(x).__module__.split(".")[0] == "dask"
-
-
-def _dask_labels(preds: Any) -> Any:
-    """Class indices ``(n_models, n_samples)`` with every model in each block; samples stay chunked."""
-    if preds.ndim == 3:
-        preds = preds.argmax(axis=-1)
-    if preds.ndim != 2 or preds.dtype.kind not in "iu":
-        raise ValueError(
-            "A dask array of predictions must hold class indices (n_models, n_samples) as integers, or "
-            f"probabilities (n_models, n_samples, n_classes); got shape {preds.shape} and dtype {preds.dtype}."
-        )
-    return preds.rechunk({0: -1})
-
-
-def _dask_agreement_counts(preds: Any) -> np.ndarray:
+def sum_blocks(array: Any, reduce: Callable[..., np.ndarray], *others: np.ndarray) -> np.ndarray:
+    """``reduce`` applied to each block of samples of a dask ``(n_models, n_samples)`` array, with
+    the matching slices of ``others`` (in-memory arrays along samples), summed in a pairwise tree
+    so that only a few partial results are alive at once."""
     import dask
 
-    count = dask.delayed(partial(agreement_counts, n_threads=1), pure=True)
-    parts = [count(block) for block in _dask_labels(preds).to_delayed().ravel()]
-    while len(parts) > 1:  # a pairwise tree: a few (n_models, n_models) matrices alive at once
+    bounds = np.cumsum((0, *array.chunks[1]))
+    call = dask.delayed(reduce, pure=True)
+    parts = [
+        call(block, *(other[start:stop] for other in others))
+        for block, start, stop in zip(array.to_delayed().ravel(), bounds[:-1], bounds[1:])
+    ]
+    while len(parts) > 1:
         parts = [
             dask.delayed(np.add)(*parts[i : i + 2]) if i + 1 < len(parts) else parts[i] for i in range(0, len(parts), 2)
         ]
     return np.asarray(dask.compute(parts[0])[0])
-
-
-def _dask_accuracy(preds: Any, labels: Any) -> np.ndarray:
-    import dask.array as da
-
-    indices = _dask_labels(preds)
-    truth = da.asarray(labels).rechunk((indices.chunks[1],))
-    return np.asarray((indices == truth[None, :]).mean(axis=1).compute())
 
 
 def _bit_planes(labels: np.ndarray, n_planes: int) -> np.ndarray:

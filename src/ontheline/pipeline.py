@@ -168,7 +168,7 @@ def evaluate(
     truth = None
     if ood_labels is not None:
         aligned = ood_p.select(results[next(iter(results))].models) if ood_p.models != id_p.models else ood_p
-        truth = (aligned.labels == encode_labels(aligned, ood_labels, "ood_labels")).mean(axis=1)
+        truth = np.asarray((aligned.labels == encode_labels(aligned, ood_labels, "ood_labels")).mean(axis=1))
     return Evaluation(results, truth, skipped, messages)
 
 

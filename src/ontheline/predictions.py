@@ -108,6 +108,8 @@ def as_predictions(
     """
     if isinstance(preds, Predictions):
         return preds
+    if is_dask(preds):
+        return _from_dask(preds, models, classes, kind, name)
     if isinstance(preds, Mapping):
         if models is not None:
             raise ValueError(f"{name} is a mapping whose keys name the models; do not pass models= as well.")
@@ -134,6 +136,72 @@ def as_predictions(
     if kind == "labels":
         return _from_labels(array, names, classes, name)
     return _from_scores(array, names, classes, kind, name)
+
+
+def is_dask(x: Any) -> bool:
+    """Whether ``x`` is a dask collection (checked without importing dask)."""
+    return type(x).__module__.split(".")[0] == "dask"
+
+
+def _from_dask(
+    array: Any, models: Sequence[str] | None, classes: Sequence[Any] | None, kind: Kind | None, name: str
+) -> Predictions:
+    """Lazy predictions: samples stay chunked, every block holds all models, and values are
+    checked block by block as they are computed (a bad block raises the same errors as eager input)."""
+    if array.ndim not in (2, 3) or 0 in array.shape[:2]:
+        raise ValueError(
+            f"{name} must have shape (n_models, n_samples) for labels or (n_models, n_samples, n_classes) "
+            f"for probabilities or logits. Got shape {array.shape}."
+        )
+    kind = kind or ("labels" if array.ndim == 2 else "probs")
+    names = _model_names(models, array.shape[0], name)
+    if kind == "labels":
+        if array.ndim != 2 or array.dtype.kind not in "iu":
+            raise ValueError(
+                f"{name}: a dask array of labels must hold class indices (n_models, n_samples) as integers, or "
+                f"probabilities (n_models, n_samples, n_classes); got shape {array.shape} and dtype {array.dtype}."
+            )
+        n_classes = len(classes) if classes is not None else int(array.max().compute()) + 1
+        if classes is not None and tuple(classes) != tuple(range(n_classes)):
+            raise ValueError(f"{name}: a dask array of labels must hold indices 0..K-1; pass classes=range(K).")
+        labels = array.rechunk({0: -1}).map_blocks(_checked_indices, n_classes, name, dtype=_index_dtype(n_classes))
+        return Predictions(labels, None, names, tuple(range(n_classes)))
+    if array.ndim != 3 or array.shape[2] < 2 or array.dtype.kind != "f":
+        raise ValueError(
+            f"{name} holds {kind}, so it must be a float array of shape (n_models, n_samples, n_classes) with "
+            f"n_classes >= 2. Got shape {array.shape} and dtype {array.dtype}."
+        )
+    n_classes = array.shape[2]
+    class_tuple = tuple(range(n_classes)) if classes is None else tuple(classes)
+    if len(class_tuple) != n_classes:
+        raise ValueError(f"{name} has {n_classes} class columns but {len(class_tuple)} classes were given.")
+    scores = array.rechunk({0: -1, 2: -1})
+    dtype = np.result_type(scores.dtype, np.float32)
+    if kind == "logits":
+        probs = scores.map_blocks(_softmax_checked, name, dtype=dtype)
+    else:
+        probs = scores.map_blocks(_checked_probs, name, dtype=dtype)
+    labels = probs.argmax(axis=-1).astype(_index_dtype(n_classes))
+    return Predictions(labels, probs, names, class_tuple)
+
+
+def _checked_indices(block: np.ndarray, n_classes: int, name: str) -> np.ndarray:
+    if block.size and (block.min() < 0 or block.max() >= n_classes):
+        raise ValueError(f"{name} has labels outside 0..{n_classes - 1}; pass classes=range(K) with every class.")
+    return block.astype(_index_dtype(n_classes), copy=False)
+
+
+def _softmax_checked(block: np.ndarray, name: str) -> np.ndarray:
+    check_finite(name, block)
+    return softmax(block.astype(np.result_type(block.dtype, np.float32), copy=False), axis=-1)
+
+
+def _checked_probs(block: np.ndarray, name: str) -> np.ndarray:
+    block = block.astype(np.result_type(block.dtype, np.float32), copy=False)
+    check_finite(name, block)
+    if block.size and (np.abs(block.sum(axis=-1) - 1.0).max() > _ROW_SUM_TOLERANCE or block.min() < 0):
+        raise ValueError(f"{name} rows must be probabilities that sum to 1; pass logits with kind='logits'.")
+    return block
 
 
 def _model_names(models: Sequence[str] | None, n_models: int, name: str) -> tuple[str, ...]:

@@ -287,6 +287,20 @@ class Store:
         :func:`ontheline.pairwise_agreement` on it needs memory for one chunk of samples, not
         for the whole array. Checksums are not verified on this path; :meth:`get` verifies them.
         """
+        return self._stacked(keys, "labels")
+
+    def stacked_probs(self, keys: Sequence[str]) -> Any:
+        """The probabilities of several entries as one lazy dask array ``(n_models, n_samples, n_classes)``.
+
+        What the estimators take for large OOD sets: every method then reads the store chunk
+        by chunk (see :meth:`stacked_labels`).
+        """
+        missing = [k for k in keys if self.info(k).dtype == "labels"]
+        if missing:
+            raise ValueError(f"Entries {[k[:12] for k in missing]} hold labels only; use stacked_labels for them.")
+        return self._stacked(keys, "probs")
+
+    def _stacked(self, keys: Sequence[str], name: str) -> Any:
         try:
             import dask
             import dask.array as da
@@ -294,12 +308,14 @@ class Store:
             raise ImportError("Lazy reading of the store uses dask: pip install 'ontheline[dask]'.") from None
         infos = [self.info(k) for k in keys]
         if len({i.n_samples for i in infos}) > 1:
-            raise ValueError("stacked_labels takes entries of one dataset; these keys have different sample counts.")
+            raise ValueError(f"stacked_{name} takes entries of one dataset; these keys have different sample counts.")
         # Arrays are opened once; each block task then reads one slice of samples from every
         # model, so the graph has one task per block instead of one per model and block.
         zarr = _zarr()
-        arrays = [zarr.open_array(str(self._entry_path(i.key) / "labels"), mode="r") for i in infos]
-        n_samples, chunk = infos[0].n_samples, arrays[0].chunks[0]
+        arrays = [zarr.open_array(str(self._entry_path(i.key) / name), mode="r") for i in infos]
+        if len({a.shape[1:] for a in arrays}) > 1:
+            raise ValueError(f"stacked_{name} takes entries with the same number of classes.")
+        n_samples, chunk, rest = infos[0].n_samples, arrays[0].chunks[0], arrays[0].shape[1:]
         dtype = np.result_type(*(a.dtype for a in arrays))
 
         def read(start: int, stop: int) -> np.ndarray:
@@ -307,7 +323,7 @@ class Store:
 
         blocks = [
             da.from_delayed(
-                dask.delayed(read)(s, min(s + chunk, n_samples)), (len(arrays), min(chunk, n_samples - s)), dtype
+                dask.delayed(read)(s, min(s + chunk, n_samples)), (len(arrays), min(chunk, n_samples - s), *rest), dtype
             )
             for s in range(0, n_samples, chunk)
         ]

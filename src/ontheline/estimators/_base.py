@@ -175,7 +175,7 @@ class Estimator(ABC):
         labels = encode_labels(preds, id_labels, "id_labels")
         self._fit(preds, labels)
         self.id_preds_ = preds
-        self.id_accuracy_ = (preds.labels == labels).mean(axis=1)
+        self.id_accuracy_ = np.asarray((preds.labels == labels).mean(axis=1))  # dask: chunk by chunk
         return self
 
     def estimate(self, ood_preds: Any) -> EstimateResult:

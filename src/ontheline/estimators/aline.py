@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import numpy as np
 from scipy.linalg import solve
@@ -21,9 +23,9 @@ from scipy.sparse.csgraph import breadth_first_order, connected_components
 from scipy.special import ndtr
 
 from ontheline._validation import ModelFallbackWarning, check_number
-from ontheline.agreement import AgreementLine, agreement_counts, fit_agreement_line, probit
+from ontheline.agreement import AgreementLine, agreement_counts, fit_agreement_line, probit, sum_blocks
 from ontheline.estimators._base import Estimator
-from ontheline.predictions import Predictions
+from ontheline.predictions import Predictions, is_dask
 
 
 def aline_s(id_accuracy: np.ndarray, n_id_samples: int, slope: float, bias: float) -> np.ndarray:
@@ -121,11 +123,22 @@ class _GroupCounts:
     correct: np.ndarray | None  # (n_groups, n_models), ID only
 
     @staticmethod
-    def of(labels: np.ndarray, truth: np.ndarray | None, n_groups: int, rng: np.random.Generator) -> _GroupCounts:
-        groups = np.array_split(rng.permutation(labels.shape[1]), min(n_groups, labels.shape[1]))
-        agree = np.stack([agreement_counts(labels[:, g]).astype(np.int32) for g in groups])
-        correct = None if truth is None else np.stack([(labels[:, g] == truth[g]).sum(axis=1) for g in groups])
-        return _GroupCounts(np.array([len(g) for g in groups]), agree, correct)
+    def of(labels: Any, truth: np.ndarray | None, n_groups: int, rng: np.random.Generator) -> _GroupCounts:
+        """Split the samples at random into ``n_groups`` groups and count within each (dask: chunk by chunk)."""
+        n_samples = labels.shape[1]
+        n_groups = min(n_groups, n_samples)
+        group = np.empty(n_samples, np.int32)
+        for g, members in enumerate(np.array_split(rng.permutation(n_samples), n_groups)):
+            group[members] = g
+        with_correct = truth is not None
+        count = partial(_count_by_group, n_groups=n_groups, with_correct=with_correct)
+        others = (group, truth) if with_correct else (group,)
+        # A dask array: one single-threaded task per block of samples, summed.
+        counts = sum_blocks(labels, partial(count, n_threads=1), *others) if is_dask(labels) else count(labels, *others)
+        n_models = labels.shape[0]
+        sizes = np.bincount(group, minlength=n_groups)
+        correct = counts[:, :, n_models] if with_correct else None
+        return _GroupCounts(sizes, counts[:, :, :n_models].astype(np.int32), correct)
 
     def resample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
         """Agreement (and accuracy) of one bootstrap resample of the groups."""
@@ -134,6 +147,27 @@ class _GroupCounts:
         agree = np.tensordot(weights, self.agree, axes=1) / total
         acc = None if self.correct is None else (weights @ self.correct) / total
         return agree, acc
+
+
+def _count_by_group(
+    labels: np.ndarray,
+    group: np.ndarray,
+    truth: np.ndarray | None = None,
+    *,
+    n_groups: int,
+    with_correct: bool = False,
+    n_threads: int | None = None,
+) -> np.ndarray:
+    """Per group: pair agreement counts ``(n_groups, n_models, n_models)``, with each model's correct
+    count appended as a last column when ``with_correct`` (one array, so blocks sum in one tree)."""
+    n_models = labels.shape[0]
+    out = np.zeros((n_groups, n_models, n_models + with_correct), np.int64)
+    for g in range(n_groups):
+        members = group == g
+        out[g, :, :n_models] = agreement_counts(labels[:, members], n_threads=n_threads)
+        if with_correct:
+            out[g, :, n_models] = (labels[:, members] == truth[members]).sum(axis=1)
+    return out
 
 
 class _ALine(Estimator):

@@ -47,15 +47,17 @@ def scaled_probs(probs: np.ndarray, temperatures: np.ndarray | None) -> np.ndarr
     """``softmax(log(probs) / T)`` per model; ``probs`` itself when ``temperatures`` is None."""
     if temperatures is None:
         return probs
-    log_p = np.log(np.clip(probs, 1e-12, None, dtype=np.float64))
-    return np.exp(log_softmax(log_p / temperatures[:, None, None], axis=-1))
+    z = np.log(np.clip(probs.astype(np.float64), 1e-12, None)) / temperatures[:, None, None]
+    z = z - z.max(axis=-1, keepdims=True)  # a stable softmax in array methods, so dask arrays stay lazy
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def confidence_scores(probs: np.ndarray, score: str) -> np.ndarray:
     """``(n_models, n_samples)`` max-probability or negative-entropy scores of ``(n_models, n_samples, n_classes)`` probs."""
     if score == "max_confidence":
         return probs.max(axis=-1)
-    p = probs.astype(np.float64, copy=False)
+    p = probs if probs.dtype == np.float64 else probs.astype(np.float64)
     return (p * np.log(np.clip(p, 1e-20, None))).sum(axis=-1)
 
 
@@ -91,7 +93,8 @@ class _Confidence(Estimator):
         self.temperatures_ = None
         if self.calibrate:
             log_p = np.log(np.clip(preds.probs, 1e-12, None))
-            self.temperatures_ = np.array([fit_temperature(m, labels) for m in log_p])
+            # One model's ID log-probabilities in memory at a time (a dask array is computed per model).
+            self.temperatures_ = np.array([fit_temperature(np.asarray(m), labels) for m in log_p])
         self.id_probs_ = scaled_probs(preds.probs, self.temperatures_)
 
     def _ood_probs(self, ood: Predictions) -> np.ndarray:
@@ -138,8 +141,9 @@ class ATC(_Confidence):
 
     def _fit(self, preds: Predictions, labels: np.ndarray) -> None:
         super()._fit(preds, labels)
-        scores = confidence_scores(self.id_probs_, self.score)
-        self.thresholds_ = atc_thresholds(scores, preds.labels == labels)
+        # The thresholds sort every model's ID scores, so these are held in memory even for dask input.
+        scores = np.asarray(confidence_scores(self.id_probs_, self.score))
+        self.thresholds_ = atc_thresholds(scores, np.asarray(preds.labels == labels))
 
     def _estimate(
         self, ood: Predictions, line: AgreementLine | None, mask: np.ndarray | None
