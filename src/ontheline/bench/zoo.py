@@ -31,6 +31,7 @@ class TrainedModel:
     name: str
     neural: bool
     predict_proba: Callable[[np.ndarray], np.ndarray] = field(repr=False, compare=False)
+    module: Any = field(default=None, repr=False, compare=False)  # the torch network, for adaptation
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,8 @@ def train_net(recipe: NetRecipe, train: Split, batch_size: int = 64) -> Iterator
             loss_fn(net(x[batch]), y[batch]).backward()
             optimiser.step()
         if epoch in recipe.checkpoints:
-            yield TrainedModel(recipe.name(epoch), True, _torch_predictor(copy.deepcopy(net).eval()))
+            snapshot = copy.deepcopy(net).eval()
+            yield TrainedModel(recipe.name(epoch), True, _torch_predictor(snapshot), snapshot)
 
 
 def _torch_predictor(net: Any) -> Callable[[np.ndarray], np.ndarray]:
