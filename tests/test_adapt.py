@@ -107,3 +107,86 @@ def test_a_config_is_checked_and_named():
 def test_shot_im_needs_a_linear_head():
     with pytest.raises(ValueError, match="last nn.Linear"):
         Adapted(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten()), "shot-im")
+
+
+@pytest.fixture(scope="module")
+def digits_cnns(tmp_path_factory):
+    """Four small CNNs (two seeds x two lengths) saved as safetensors, with a module that builds them."""
+    from safetensors.torch import save_file
+
+    torch.set_num_threads(1)
+    splits = make_splits("digits", 0, (0.5, 0.2, 0.3))
+    folder = tmp_path_factory.mktemp("cnns")
+    (folder / "digits_cnn.py").write_text(
+        "from ontheline.bench.zoo import NetRecipe, _build_net\n\n\n"
+        "def make_net():\n    return _build_net(NetRecipe('cnn', 4, 1, 0, 3e-3, 1.0, (1,)), 8)\n"
+    )
+    paths = []
+    for seed in (0, 1):
+        for model in train_net(NetRecipe("cnn", 4, 1, seed, 3e-3, 1.0, (2, 6)), splits.train):
+            paths.append(folder / f"{model.name}.safetensors")
+            save_file(model.module.state_dict(), str(paths[-1]))
+    shifted = corrupt(splits.id_test.images, "gaussian_noise", severity=4)[:, None]
+    return folder, paths, splits.id_val, shifted, splits.id_test.labels
+
+
+def test_the_label_free_choice_is_the_highest_estimate_and_reruns_come_from_the_store(tmp_path, digits_cnns):
+    import ontheline as otl
+    from ontheline.adapt import select_adaptation
+    from ontheline.runners import Dataset, load_torch
+    from ontheline.store import Store
+
+    from ontheline.bench.zoo import _build_net
+
+    _, paths, id_val, shifted, truth = digits_cnns
+    models = [load_torch(_build_net(NetRecipe("cnn", 4, 1, 0, 3e-3, 1.0, (1,)), 8), p) for p in paths]
+    grid = [AdaptConfig("bn", batch_size=64), AdaptConfig("tent", lr=1e-2, steps=2, batch_size=64)]
+    id_data, ood_data = Dataset("id", id_val.images[:, None]), Dataset("ood", shifted)
+    store = Store(tmp_path)
+    choice = select_adaptation(models, id_data, id_val.labels, ood_data, grid, ood_labels=truth, store=store)
+    assert [c.label for c in choice.candidates] == ["none", "bn-b64", "tent-lr0.01-s2-b64"]
+    assert choice.best.estimated_accuracy == max(c.estimated_accuracy for c in choice.candidates)
+    plain = otl.evaluate(
+        np.stack([m.predict_proba(id_data.inputs) for m in models]), id_val.labels,
+        np.stack([m.predict_proba(shifted) for m in models]), methods=["aline-d"], n_bootstrap=0,
+    )  # fmt: skip
+    assert choice.candidates[0].estimated_accuracy == pytest.approx(plain.results["aline-d"].ood_accuracy.mean())
+    assert choice.candidates[0].true_accuracy == pytest.approx(
+        otl.accuracy(shifted_preds(models, shifted), truth).mean()
+    )
+    entries = len(store.ls())
+    assert entries == 3 * len(models) * 2
+    again = select_adaptation(models, id_data, id_val.labels, ood_data, grid, ood_labels=truth, store=store)
+    assert len(store.ls()) == entries and again.to_dict() == choice.to_dict()
+
+
+def test_the_adapt_command_prints_every_candidate_and_the_choice(tmp_path, digits_cnns):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder, paths, id_val, shifted, truth = digits_cnns
+    np.savez(tmp_path / "id.npz", x=id_val.images[:, None], labels=id_val.labels)
+    np.savez(tmp_path / "ood.npz", x=shifted, labels=truth)
+    exe = Path(sys.executable).with_name("ontheline")
+    argv = [exe, "adapt", "--arch", "digits_cnn:make_net", "--id", tmp_path / "id.npz", "--ood", tmp_path / "ood.npz",
+            "--method", "bn", "--method", "shot-im", "--lr", "1e-3", "--lr", "1e-2", "--batch-size", "64",
+            "--store", tmp_path / "store", "--format", "json"]  # fmt: skip
+    for path in paths:
+        argv += ["--weights", path]
+    env = {**os.environ, "PYTHONPATH": str(folder)}
+    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    labels = [c["label"] for c in result["candidates"]]
+    assert labels == ["none", "bn-b64", "shot-im-lr0.001-s1-b64", "shot-im-lr0.01-s1-b64"]
+    best = max(result["candidates"], key=lambda c: c["estimated_accuracy"])
+    assert result["chosen"] == best["label"]
+    oracle = max(result["candidates"], key=lambda c: c["true_accuracy"])
+    assert result["chosen_with_labels"] == oracle["label"]
+    assert result["regret"] == pytest.approx(oracle["true_accuracy"] - best["true_accuracy"], abs=1e-5)
+    bad = subprocess.run([str(a) for a in argv[:4] + ["--arch", "nowhere:nothing"] + argv[4:]], capture_output=True,
+                         text=True, timeout=120, env=env)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--arch" in bad.stderr

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ontheline._progress import ConsoleProgress
+from ontheline.adapt import METHODS as ADAPT_METHODS
 from ontheline.estimators import METHODS
 from ontheline.pipeline import Evaluation, evaluate
 from ontheline.predictions import Predictions, as_predictions
@@ -171,7 +172,12 @@ def _cmd_benchmark(args: argparse.Namespace) -> None:
     from ontheline.bench.suite import run_benchmark
     from ontheline.report import benchmark_report
 
-    out = Path(args.out)
+    adapt = None
+    if args.adapt:
+        from ontheline.adapt import AdaptConfig
+
+        adapt = AdaptConfig(args.adapt, lr=args.adapt_lr, steps=args.adapt_steps, batch_size=args.adapt_batch_size)
+    out = Path(args.out or f"ontheline-{args.command}" + (f"-{adapt.label}" if adapt else ""))
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {str(out)!r} is a file; pass a folder for report.html and results.json.")
     from ontheline.store import Store
@@ -180,7 +186,9 @@ def _cmd_benchmark(args: argparse.Namespace) -> None:
         raise InputError(f"--store {args.store!r} is a file; pass a folder for the prediction store.")
     _check_folder("--plots", args.plots)
     store = Store(args.store)
-    result = run_benchmark(args.config, store=store, jobs=args.jobs, min_r2=args.min_r2, progress=ConsoleProgress())
+    result = run_benchmark(
+        args.config, store=store, jobs=args.jobs, min_r2=args.min_r2, progress=ConsoleProgress(), adapt=adapt
+    )
     if result.from_store:
         print(f"Every prediction was read from the store at {store.path}: no training, no inference.", file=sys.stderr)
     else:
@@ -200,7 +208,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> None:
         print(_json(summary), end="")
     else:
         models = " and ".join(f"{n} models on {d}" for d, n in result.n_models.items())
-        print(f"Benchmark {args.config!r}: {models}, {len(result.select('all'))} shifts, every estimator fitted on ID")
+        print(f"Benchmark {result.title!r}: {models}, {len(result.select('all'))} shifts, every estimator fitted on ID")
         print("validation and scored against the held-aside OOD labels (mean absolute error, accuracy points).\n")
         print(tables.text(*tables.trust_table(result)))
         print()
@@ -211,6 +219,72 @@ def _cmd_benchmark(args: argparse.Namespace) -> None:
         print("\n".join(tables.quality_lines(result)))
         print()
     print(f"Wrote {out / 'report.html'}, {out / 'results.json'} and {out / 'results.md'}.", file=sys.stderr)
+
+
+def _cmd_adapt(args: argparse.Namespace) -> None:
+    """Label-free choice of the test-time adaptation of the user's own torch models."""
+    import importlib
+
+    from ontheline.adapt import AdaptConfig, default_grid, select_adaptation
+    from ontheline.runners import Dataset, load_torch
+    from ontheline.store import Store
+
+    module_name, _, factory_name = args.arch.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), factory_name)
+    except (ImportError, AttributeError, ValueError):
+        raise InputError(
+            f"--arch {args.arch!r} is not an importable 'module:function'; pass e.g. mypkg.models:make_net "
+            "(a function that returns the untrained nn.Module) and put its folder on PYTHONPATH."
+        ) from None
+    if len(args.weights) < 3:
+        raise InputError(f"--weights was given {len(args.weights)} times; the agreement line needs at least 3 models.")
+    models = [load_torch(factory(), path) for path in args.weights]
+    id_x, id_y = _load_inputs(args.id, "id", labels_required=True)
+    ood_x, ood_y = _load_inputs(args.ood, "ood", labels_required=False)
+    if args.method:  # BN-adapt takes no step, so its learning rate is irrelevant: one config
+        grid = list(
+            dict.fromkeys(
+                AdaptConfig(m, lr=1e-3 if m == "bn" else lr, steps=args.steps, batch_size=args.batch_size)
+                for m in args.method
+                for lr in args.lr or [1e-3]
+            )
+        )
+    else:
+        grid = default_grid(args.batch_size)
+    choice = select_adaptation(
+        models, Dataset("id", id_x), id_y, Dataset("ood", ood_x), grid, ood_labels=ood_y,
+        store=Store(args.store), min_r2=args.min_r2, progress=ConsoleProgress(),
+    )  # fmt: skip
+    if args.format == "json":
+        print(_json(choice.to_dict()), end="")
+        return
+    from ontheline.bench.tables import text
+
+    header = ["adaptation", "estimated OOD acc", "agreement R²"] + (["true OOD acc"] if ood_y is not None else [])
+    rows = [
+        [c.label, _pct(c.estimated_accuracy), f"{c.agreement_r2:.3f}"]
+        + ([_pct(c.true_accuracy)] if ood_y is not None else [])
+        for c in choice.candidates
+    ]
+    print(text(header, rows))
+    print(f"\nChosen without labels: {choice.best.label} (highest ALine-D estimated mean OOD accuracy).")
+    if choice.best_with_labels is not None:
+        print(f"With the OOD labels the best is {choice.best_with_labels.label}.")
+
+
+def _load_inputs(path: str, role: str, *, labels_required: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """An NPZ with the model inputs ``x`` (n_samples, ...) and, for ID, the true ``labels``."""
+    flag = f"--{role}"
+    if not os.path.isfile(path) or not zipfile.is_zipfile(path):
+        raise InputError(f"{flag} file {path!r} is not a readable NPZ file; save x (and labels) with numpy.savez.")
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    if "x" not in arrays:
+        raise InputError(f"{flag} file {path!r} has no 'x' key; it needs the model inputs as x (n_samples, ...).")
+    if labels_required and "labels" not in arrays:
+        raise InputError(f"{flag} file {path!r} has no 'labels' key; the ID file needs the true labels.")
+    return arrays["x"].astype(np.float32), arrays.get("labels")
 
 
 def _cmd_store(args: argparse.Namespace) -> None:
@@ -334,16 +408,36 @@ def build_parser() -> argparse.ArgumentParser:
             help="tiny: seconds, for tests; quick: the demo, ~3 min fresh; full: the recorded suite, ~8 min fresh",
         )  # fmt: skip
         bench.add_argument(
-            "--out", default=f"ontheline-{command}", help="folder for report.html, results.json, results.md"
+            "--out", help=f"folder for report.html, results.json, results.md (default ontheline-{command}[-ADAPTATION])"
         )
         bench.add_argument("--format", choices=("table", "json"), default="table")
         bench.add_argument("--jobs", type=_positive_int, default=min(os.cpu_count() or 1, 8), help="worker processes")
         bench.add_argument("--store", help="the prediction store (default $ONTHELINE_STORE or ~/.cache/ontheline)")
         bench.add_argument("--plots", metavar="DIR", help="also save every shift's agreement plot as PNG and SVG")
         bench.add_argument(
+            "--adapt", choices=ADAPT_METHODS, help="score the zoo's networks adapted at test time with this method"
+        )
+        bench.add_argument("--adapt-lr", type=_positive_float, default=1e-3, help="adaptation learning rate")
+        bench.add_argument("--adapt-steps", type=_positive_int, default=1, help="adaptation steps per batch")
+        bench.add_argument("--adapt-batch-size", type=_positive_int, default=128, help="test batch size")
+        bench.add_argument(
             "--min-r2", type=_unit_float, default=0.95, help="trust threshold on the agreement line's R²"
         )
         bench.set_defaults(run=_cmd_benchmark)
+
+    adapt = sub.add_parser("adapt", help="choose the test-time adaptation of your torch models without OOD labels")
+    adapt.add_argument("--arch", required=True, help="module:function that builds one untrained nn.Module")
+    adapt.add_argument("--weights", action="append", required=True, help="a model's .safetensors or .pt (repeat)")
+    adapt.add_argument("--id", required=True, help="NPZ with inputs x and labels (labelled ID data)")
+    adapt.add_argument("--ood", required=True, help="NPZ with inputs x; labels optional (only to report the truth)")
+    adapt.add_argument("--method", action="append", choices=ADAPT_METHODS, help="a method to try (repeat; default all)")
+    adapt.add_argument("--lr", action="append", type=_positive_float, help="a learning rate to try (repeat)")
+    adapt.add_argument("--steps", type=_positive_int, default=1, help="adaptation steps per batch")
+    adapt.add_argument("--batch-size", type=_positive_int, default=128, help="test batch size")
+    adapt.add_argument("--min-r2", type=_unit_float, default=0.95, help="trust threshold on the agreement line's R²")
+    adapt.add_argument("--store", help="the prediction store (default $ONTHELINE_STORE or ~/.cache/ontheline)")
+    adapt.add_argument("--format", choices=("table", "json"), default="table")
+    adapt.set_defaults(run=_cmd_adapt, lr=None)
 
     store = sub.add_parser("store", help="list, inspect, remove and export entries of the prediction store")
     actions = store.add_subparsers(dest="action", required=True, parser_class=_Parser)
@@ -381,6 +475,16 @@ def _positive_int(text: str) -> int:
     value = _non_negative_int(text)
     if value == 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ontheline._progress import Progress
+from ontheline.adapt import AdaptConfig, Adapted
 from ontheline.bench.config import CONFIGS, SPLIT_FRACTIONS, SPLIT_SEED, BenchConfig
 from ontheline.bench.data import DatasetSplits, Split, make_splits, natural_labels, natural_shift
 from ontheline.bench.zoo import NetRecipe, SklearnRecipe, recipes, train_net, train_sklearn
@@ -58,16 +59,29 @@ class _Member:
     fingerprint: str
 
 
-def zoo_members(config: BenchConfig, dataset: str) -> list[_Member]:
-    """Every model of the configuration's zoo on ``dataset``, in a fixed order, with its fingerprint."""
+def zoo_members(config: BenchConfig, dataset: str, adapt: AdaptConfig | None = None) -> list[_Member]:
+    """Every model of the configuration's zoo on ``dataset``, in a fixed order, with its fingerprint.
+
+    With ``adapt``, the zoo is its networks adapted at test time (the scikit-learn controls
+    cannot be), and the adaptation is part of each fingerprint.
+    """
     nets, controls = recipes(config.zoo)
-    members = [_member(dataset, r, r.name(epoch), True) for r in nets for epoch in r.checkpoints]
-    return members + [_member(dataset, r, r.name, False) for r in controls]
+    members = [_member(dataset, r, r.name(epoch), True, adapt) for r in nets for epoch in r.checkpoints]
+    return members if adapt else members + [_member(dataset, r, r.name, False, None) for r in controls]
 
 
-def _member(dataset: str, recipe: Recipe, name: str, neural: bool) -> _Member:
+def _member(dataset: str, recipe: Recipe, name: str, neural: bool, adapt: AdaptConfig | None) -> _Member:
     parts = [_code_fingerprint(), dataset, SPLIT_SEED, SPLIT_FRACTIONS, repr(recipe), name]
+    if adapt is not None:
+        parts += [repr(adapt), _adapt_fingerprint()]
     return _Member(recipe, name, neural, hashlib.sha256(json.dumps(parts).encode()).hexdigest())
+
+
+@cache
+def _adapt_fingerprint() -> str:
+    from ontheline import adapt
+
+    return hashlib.sha256(Path(adapt.__file__).read_bytes()).hexdigest()
 
 
 @cache
@@ -85,23 +99,30 @@ def _code_fingerprint() -> str:
 
 
 def zoo_predictions(
-    config: BenchConfig, dataset: str, *, store: Store | None = None, jobs: int = 1, progress: Progress | None = None
+    config: BenchConfig,
+    dataset: str,
+    *,
+    store: Store | None = None,
+    jobs: int = 1,
+    progress: Progress | None = None,
+    adapt: AdaptConfig | None = None,
 ) -> tuple[ZooPredictions, bool]:
     """The zoo's predictions on every evaluation set; returns ``(predictions, from_store)``.
 
     Models whose entries are missing (or damaged: those are removed, with a warning) are
     trained and predicted, in ``jobs`` worker processes, and written to ``store`` one entry
-    at a time; ``from_store`` is True when no model had to be trained.
+    at a time; ``from_store`` is True when no model had to be trained. With ``adapt``, each
+    network adapts at test time on every evaluation set separately (reset between sets).
     """
     store = store if store is not None else Store()
     set_labels = _evaluation_labels(config.name, dataset)
     bundle = _bundle_fingerprint(config.name, dataset)
-    members = zoo_members(config, dataset)
+    members = zoo_members(config, dataset, adapt)
     keys = {m.name: entry_key(m.fingerprint, bundle, _BUNDLE) for m in members}
     stored = _read(store, keys)
     missing = [m for m in members if m.name not in stored]
     if missing:
-        _compute(config, dataset, missing, store, bundle, jobs, progress)
+        _compute(config, dataset, missing, store, bundle, jobs, progress, adapt)
         stored |= _read(store, {m.name: keys[m.name] for m in missing})
     bundles = np.stack([stored[m.name] for m in members])
     probs, start = {}, 0
@@ -134,19 +155,22 @@ def _compute(
     bundle: str,
     jobs: int,
     progress: Progress | None,
+    adapt: AdaptConfig | None,
 ) -> None:
     wanted = {m.name: m for m in missing}
     tasks = list(dict.fromkeys(m.recipe for m in missing))  # a net recipe trains once for all its checkpoints
     done, total = 0, len(missing)
     if progress:
-        progress(f"{dataset}: training and predicting {total} models", 0, total)
-    for trained in _run_tasks(config.name, dataset, tasks, jobs):
+        verb = f"adapting ({adapt.label})" if adapt else "predicting"
+        progress(f"{dataset}: training and {verb} {total} models", 0, total)
+    label = f"bench-{config.name}-{dataset}" + (f"-{adapt.label}" if adapt else "")
+    for trained in _run_tasks(config.name, dataset, tasks, jobs, adapt):
         for name, probs, seconds in trained:
             if name not in wanted:
                 continue
             member = wanted[name]
             store.put(
-                probs, model=name, model_fingerprint=member.fingerprint, dataset=f"bench-{config.name}-{dataset}",
+                probs, model=name, model_fingerprint=member.fingerprint, dataset=label,
                 dataset_fingerprint=bundle, preprocessing=_BUNDLE, dtype="float16", seconds=seconds, device="cpu",
             )  # fmt: skip
             done += 1
@@ -155,36 +179,48 @@ def _compute(
 
 
 def _run_tasks(
-    config_name: str, dataset: str, tasks: list[Recipe], jobs: int
+    config_name: str, dataset: str, tasks: list[Recipe], jobs: int, adapt: AdaptConfig | None
 ) -> Iterable[list[tuple[str, np.ndarray, float]]]:
     if jobs <= 1:
         for task in tasks:
-            yield _train_and_predict(config_name, dataset, task)
+            yield _train_and_predict(config_name, dataset, task, adapt)
         return
     # Worker processes with one thread each: tiny models train fastest that way, and results do
     # not depend on how many workers ran.
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_train_and_predict, config_name, dataset, task) for task in tasks]
+        futures = [pool.submit(_train_and_predict, config_name, dataset, task, adapt) for task in tasks]
         for future in as_completed(futures):
             yield future.result()
 
 
-def _train_and_predict(config_name: str, dataset: str, task: Recipe) -> list[tuple[str, np.ndarray, float]]:
+def _train_and_predict(
+    config_name: str, dataset: str, task: Recipe, adapt: AdaptConfig | None = None
+) -> list[tuple[str, np.ndarray, float]]:
     """Train one recipe; return each of its models' probabilities on the whole bundle."""
     import time
 
     import torch
 
     torch.set_num_threads(1)
-    inputs = np.concatenate([s.images for s in _evaluation_sets(config_name, dataset).values()])
+    sets = [s.images for s in _evaluation_sets(config_name, dataset).values()]
     train = _splits(dataset).train
     models = list(train_net(task, train)) if isinstance(task, NetRecipe) else [train_sklearn(task, train)]
     out = []
     for model in models:
         start = time.perf_counter()
-        probs = model.predict_proba(inputs)
+        if adapt is None:
+            probs = model.predict_proba(np.concatenate(sets))
+        else:
+            adapted = Adapted(model.module, adapt)
+            probs = np.concatenate([_adapted_probs(adapted, images) for images in sets])
         out.append((model.name, probs, time.perf_counter() - start))
     return out
+
+
+def _adapted_probs(adapted: Adapted, images: np.ndarray) -> np.ndarray:
+    """Adapt from the original weights on one evaluation set, in a fixed batch order."""
+    adapted.reset()
+    return adapted.predict_proba(images[:, None])
 
 
 @cache

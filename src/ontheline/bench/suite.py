@@ -11,12 +11,13 @@ estimates. The zoo is scored whole, and its neural and non-neural halves apart.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any
 
 from ontheline._progress import Progress
 from ontheline._validation import check_choice, check_number
+from ontheline.adapt import AdaptConfig
 from ontheline.bench.config import CONFIGS, BenchConfig
 from ontheline.bench.predict import zoo_predictions
 from ontheline.bench.score import ZOOS, ShiftScore, quality, score, summarise
@@ -34,6 +35,7 @@ class BenchmarkResult:
     from_store: bool
     seconds: float
     min_r2: float
+    adapt: AdaptConfig | None = None
 
     @cached_property
     def summary(self) -> dict[str, Any]:
@@ -42,6 +44,11 @@ class BenchmarkResult:
 
     def select(self, zoo: str) -> list[ShiftScore]:
         return [s for s in self.scores if s.zoo == zoo]
+
+    @property
+    def title(self) -> str:
+        """``quick``, or ``quick, adapted with tent-lr0.001-s1-b128``."""
+        return self.config.name + (f", adapted with {self.adapt.label}" if self.adapt else "")
 
     @property
     def methods(self) -> list[str]:
@@ -60,6 +67,7 @@ class BenchmarkResult:
             shifts.append(entry)
         return {
             "config": self.config.name,
+            "adapt": None if self.adapt is None else {"label": self.adapt.label, **asdict(self.adapt)},
             "datasets": list(self.config.datasets),
             "n_models": max(self.n_models.values()),
             "n_models_per_dataset": self.n_models,
@@ -80,6 +88,7 @@ def run_benchmark(
     jobs: int = 1,
     min_r2: float = 0.95,
     progress: Progress | None = None,
+    adapt: AdaptConfig | None = None,
 ) -> BenchmarkResult:
     """Train (or read from the store) each dataset's zoo and score every estimator on every shift.
 
@@ -96,6 +105,8 @@ def run_benchmark(
         The agreement R² below which a shift is flagged as untrusted.
     progress : callable, optional
         Called as ``progress(message, done, total)`` while models train.
+    adapt : AdaptConfig, optional
+        Score the zoo's networks adapted at test time (:mod:`ontheline.adapt`) instead.
     """
     check_choice("run_benchmark", "config", config, CONFIGS)
     check_number("run_benchmark", "jobs", jobs, low=1, integer=True)
@@ -105,10 +116,11 @@ def run_benchmark(
     scores: list[ShiftScore] = []
     n_models, from_store = {}, True
     for dataset in spec.datasets:
-        preds, hit = zoo_predictions(spec, dataset, store=store, jobs=jobs, progress=progress)
+        preds, hit = zoo_predictions(spec, dataset, store=store, jobs=jobs, progress=progress, adapt=adapt)
         from_store &= hit
         n_models[dataset] = len(preds.models)
         if progress:
             progress(f"{dataset}: scoring {len(METHODS)} methods", 0, 0)
         scores += score(preds, spec.shifts(dataset), min_r2=min_r2)
-    return BenchmarkResult(spec, tuple(scores), n_models, from_store, time.perf_counter() - start, min_r2)
+    seconds = time.perf_counter() - start
+    return BenchmarkResult(spec, tuple(scores), n_models, from_store, seconds, min_r2, adapt)

@@ -149,10 +149,9 @@ def _format(value: Any) -> str:
 
 def results_markdown(result: BenchmarkResult, command: str, date: str) -> str:
     """The recorded results file: how it was produced, then every table."""
-    config = result.config
     models = ", ".join(f"{n} models on {d}" for d, n in result.n_models.items())
     parts = [
-        f"# Benchmark results: `{config.name}`",
+        f"# Benchmark results: `{result.title}`",
         "",
         f"Produced by `{command}` on {date}; {models}; {len(result.select('all'))} shifts; "
         f"{result.seconds:.0f} s{' with every prediction read from the store' if result.from_store else ''}.",

@@ -20,11 +20,10 @@ _MAX_PAIRS = 250  # pairs drawn per plot: enough to see the line, light enough f
 
 def benchmark_report(result: BenchmarkResult) -> str:
     """A self-contained HTML page for one benchmark run."""
-    config = result.config
     models = ", ".join(f"{n} models on {d}" for d, n in result.n_models.items())
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     body = [
-        f"<h1>ontheline benchmark: {escape(config.name)}</h1>",
+        f"<h1>ontheline benchmark: {escape(result.title)}</h1>",
         f'<p class="meta">{escape(models)}; {len(result.select("all"))} shifts; '
         f"{result.seconds:.0f} s{' (every prediction read from the store)' if result.from_store else ''}; {stamp}.</p>",
         "<p>Each zoo is fitted on labelled ID validation data and estimates its accuracy on every shifted "
@@ -63,7 +62,7 @@ def benchmark_report(result: BenchmarkResult) -> str:
         "each method's error and its models. Hover a point to see the pair or model.</p>"
     )
     body += [_shift_details(s) for s in result.select("all")]
-    return page(f"ontheline benchmark: {config.name}", "".join(body))
+    return page(f"ontheline benchmark: {result.title}", "".join(body))
 
 
 def _quality_banner(result: BenchmarkResult) -> str:
