@@ -30,3 +30,20 @@ def test_store_agreement_scale_benchmark_runs_on_a_tiny_store(tmp_path):
     result = json.loads(done.stdout)
     assert result["same_result"] is True and result["models"] == 12
     assert result["dask"]["seconds"] > 0 and result["memory"]["peak_rss_gb"] > 0
+
+
+def test_adaptation_benchmark_runs_on_the_tiny_zoo(tmp_path, bench_store):
+    pytest.importorskip("torch", reason="the torch extra, which make test installs")
+    done = subprocess.run(
+        [sys.executable, BENCH / "adaptation.py", "--config", "tiny", "--methods", "bn", "--store", bench_store,
+         "--out", tmp_path, "--jobs", "1"],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    result = json.loads(done.stdout)
+    assert result["configs"] == ["none", "bn-b128"]
+    assert set(result["summary"]) == {"none", "bn-b128"}
+    choice = result["label_free_choice"]
+    assert 0 <= choice["within_1_point"] <= choice["shifts"] == 7 and choice["mean_regret"] >= 0
+    recorded = (tmp_path / "results.md").read_text()
+    assert "Produced by `python benchmarks/adaptation.py --config tiny" in recorded
+    assert json.loads((tmp_path / "results.json").read_text())["label_free_choice"]["per_shift"]

@@ -232,3 +232,20 @@ def test_the_progress_line_reports_counts_and_time_left():
     lines = stream.getvalue().splitlines()
     assert lines[0].startswith("[") and "0/10" in lines[0]
     assert "10/10" in lines[-2] and "left" in lines[-2] and lines[-1] == "digits: scoring"
+
+
+def test_demo_adapt_prints_the_same_json_for_the_adapted_networks(capsys, bench_store, tmp_path):
+    pytest.importorskip("torch", reason="the demo's zoo needs the torch extra, which make test installs")
+    code, out, err = run(
+        capsys, "demo", "--config", "tiny", "--adapt", "bn", "--adapt-batch-size", "64", "--store", bench_store,
+        "--out", tmp_path / "adapted", "--format", "json", "--jobs", "1",
+    )  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["adapt"]["label"] == "bn-b64" and report["adapt"]["method"] == "bn"
+    assert report["n_models"] == 4 and len(report["shifts"]) == 7  # the networks only: 2 recipes x 2 checkpoints
+    for shift in report["shifts"]:
+        assert set(shift["mae"]) == {*otl.METHODS, "oracle"}
+    assert "adapted with bn-b64" in (tmp_path / "adapted" / "report.html").read_text()
+    code, _, err = run(capsys, "demo", "--config", "tiny", "--adapt", "bn", "--adapt-batch-size", "1")
+    assert code == 2 and "batch_size" in err and err.count("\n") == 1
