@@ -239,7 +239,12 @@ def _cmd_adapt(args: argparse.Namespace) -> None:
         ) from None
     if len(args.weights) < 3:
         raise InputError(f"--weights was given {len(args.weights)} times; the agreement line needs at least 3 models.")
-    models = [load_torch(factory(), path) for path in args.weights]
+    models = []
+    for path in args.weights:
+        try:
+            models.append(load_torch(factory(), path))
+        except RuntimeError as exc:  # the weights do not fit the network --arch builds
+            raise InputError(f"--weights {path!r} does not fit {args.arch}(): {str(exc).splitlines()[0]}") from None
     id_x, id_y = _load_inputs(args.id, "id", labels_required=True)
     ood_x, ood_y = _load_inputs(args.ood, "ood", labels_required=False)
     if args.method:  # BN-adapt takes no step, so its learning rate is irrelevant: one config
