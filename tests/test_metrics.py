@@ -126,3 +126,38 @@ def test_a_tidy_table_groups_samples_by_problem():
     assert best_at_k(samples.scores, samples.correct, 1).tolist() == [0.5, 0.0]
     with pytest.raises(ValueError, match="'correct' column"):
         group_samples([{"problem": 1}])
+
+
+def test_the_passk_command_reads_csv_and_jsonl_and_reports_the_same_numbers(tmp_path, capsys):
+    import csv
+    import json
+
+    from ontheline.cli import main
+
+    rng = np.random.default_rng(6)
+    rows = []
+    for problem in range(12):
+        skill = rng.random()
+        for sample in range(8):
+            ok = bool(rng.random() < skill)
+            rows.append({"problem": f"q{problem}", "sample": sample, "answer": "7" if ok else str(rng.integers(3)),
+                         "correct": ok, "score": float(rng.random())})  # fmt: skip
+    with open(tmp_path / "s.jsonl", "w") as handle:
+        handle.writelines(json.dumps(r) + "\n" for r in rows)
+    with open(tmp_path / "s.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    outputs = []
+    for name in ("s.jsonl", "s.csv"):
+        assert main(["passk", str(tmp_path / name), "--format", "json"]) == 0
+        outputs.append(json.loads(capsys.readouterr().out))
+    assert outputs[0] == outputs[1]
+    result = outputs[0]
+    samples = group_samples(rows)
+    assert list(result["pass@k"]) == ["1", "2", "4", "8"]
+    assert result["pass@k"]["4"] == pytest.approx(pass_at_k(samples.n, samples.c, 4).mean(), rel=1e-5)
+    assert result["maj@8"] == pytest.approx(maj_at_k(samples.answers, samples.correct, 8).mean(), rel=1e-5)
+    assert result["best@8"] == pytest.approx(best_at_k(samples.scores, samples.correct, 8).mean(), rel=1e-5)
+    assert main(["passk", str(tmp_path / "missing.csv")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

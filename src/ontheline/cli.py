@@ -22,6 +22,7 @@ from ontheline.adapt import METHODS as ADAPT_METHODS
 from ontheline.estimators import METHODS
 from ontheline.pipeline import Evaluation, evaluate
 from ontheline.predictions import Predictions, as_predictions
+from ontheline.repro import REPROS
 
 _SCORE_KEYS = ("probs", "logits", "preds")
 
@@ -292,6 +293,70 @@ def _load_inputs(path: str, role: str, *, labels_required: bool) -> tuple[np.nda
     return arrays["x"].astype(np.float32), arrays.get("labels")
 
 
+def _cmd_passk(args: argparse.Namespace) -> None:
+    """pass@k, maj@k, best@k and the decomposition from a CSV or JSONL file of samples."""
+    from ontheline.metrics import best_at_k, group_samples, maj_at_k, pass_at_k, pass_at_k_decomposition
+
+    samples = group_samples(_read_samples(args.file))
+    n, c = samples.n, samples.c
+    n_min = int(n.min())
+    ks = args.k or [k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256) if k <= n_min]
+    if max(ks) > n_min:
+        raise InputError(
+            f"--k {max(ks)} is more than the {n_min} samples of the smallest problem; choose k <= {n_min}."
+        )
+    k_vote = max(ks)
+    result: dict[str, Any] = {
+        "problems": len(n), "samples_per_problem": {"min": n_min, "max": int(n.max())},
+        "pass@k": {str(k): float(pass_at_k(n, c, k).mean()) for k in ks},
+        f"maj@{k_vote}": float(maj_at_k(samples.answers, samples.correct, k_vote).mean()),
+        "decomposition": {str(k): pass_at_k_decomposition(c / n, k).to_dict() for k in ks},
+    }  # fmt: skip
+    if samples.scores is not None:
+        result[f"best@{k_vote}"] = float(best_at_k(samples.scores, samples.correct, k_vote).mean())
+    if args.format == "json":
+        print(_json(result), end="")
+        return
+    from ontheline.bench.tables import text
+
+    print(f"{len(n)} problems, {n_min}-{int(n.max())} samples each.\n")
+    rows = []
+    for k in ks:
+        d = result["decomposition"][str(k)]
+        values = (result["pass@k"][str(k)], d["mean_pass@1"], d["var_pass@1"], d["bias_term"], d["jensen_gap"])
+        rows.append([f"pass@{k}"] + [f"{round(v, 4) + 0.0:.4f}" for v in values])  # + 0.0: no "-0.0000"
+    print(text(["metric", "value", "mean pass@1", "var pass@1", "(1 - mean)^k", "Jensen gap"], rows))
+    extra = [f"maj@{k_vote}"] + ([f"best@{k_vote}"] if samples.scores is not None else [])
+    print("\n" + "  ".join(f"{name} {result[name]:.4f}" for name in extra))
+
+
+def _read_samples(path: str) -> list[dict[str, Any]]:
+    """Rows of a CSV (with a header) or JSONL file."""
+    import csv
+
+    if not os.path.isfile(path):
+        raise InputError(f"FILE {path!r} does not exist; pass a CSV or JSONL file with one sample per row.")
+    with open(path, encoding="utf-8") as handle:
+        if path.endswith((".jsonl", ".json")):
+            try:
+                rows = [json.loads(line) for line in handle if line.strip()]
+            except json.JSONDecodeError as exc:
+                raise InputError(f"FILE {path!r} is not JSON lines ({exc}); write one JSON object per line.") from None
+        else:
+            rows = list(csv.DictReader(handle))
+    if not rows:
+        raise InputError(f"FILE {path!r} has no samples.")
+    return rows
+
+
+def _cmd_repro(args: argparse.Namespace) -> None:
+    from ontheline.repro import load
+
+    module = load(args.name)
+    result = module.run(quick=args.quick)
+    print(_json(result) if args.format == "json" else module.text(result), end="" if args.format == "json" else "\n")
+
+
 def _cmd_store(args: argparse.Namespace) -> None:
     from ontheline.store import Store
 
@@ -443,6 +508,18 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--store", help="the prediction store (default $ONTHELINE_STORE or ~/.cache/ontheline)")
     adapt.add_argument("--format", choices=("table", "json"), default="table")
     adapt.set_defaults(run=_cmd_adapt, lr=None)
+
+    passk = sub.add_parser("passk", help="pass@k, maj@k, best@k and the decomposition of sampled answers")
+    passk.add_argument("file", help="CSV or JSONL: one sample per row with problem, answer, correct (and score)")
+    passk.add_argument("--k", type=_positive_int, action="append", help="a k to report (repeat; default powers of 2)")
+    passk.add_argument("--format", choices=("table", "json"), default="table")
+    passk.set_defaults(run=_cmd_passk)
+
+    repro = sub.add_parser("repro", help="reproduce a paper's result on packaged data")
+    repro.add_argument("name", choices=sorted(REPROS), help="the reproduction")
+    repro.add_argument("--quick", action="store_true", help="a smaller run (minutes at most)")
+    repro.add_argument("--format", choices=("table", "json"), default="table")
+    repro.set_defaults(run=_cmd_repro)
 
     store = sub.add_parser("store", help="list, inspect, remove and export entries of the prediction store")
     actions = store.add_subparsers(dest="action", required=True, parser_class=_Parser)

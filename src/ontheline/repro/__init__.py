@@ -1,0 +1,18 @@
+"""Paper reproductions, each run by ``ontheline repro NAME [--quick] [--format json]``.
+
+A reproduction module has ``run(quick: bool) -> dict`` (the JSON object) and
+``text(result: dict) -> str`` (the tables a person reads).
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+REPROS = {"wise-ft": "ontheline.repro.wise_ft"}
+
+
+def load(name: str) -> ModuleType:
+    if name not in REPROS:
+        raise ValueError(f"Unknown reproduction {name!r}; choose one of {sorted(REPROS)}.")
+    return importlib.import_module(REPROS[name])
