@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="quick", choices=("tiny", "quick", "full"))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument(
+        "--lr", type=float, nargs="+", default=[1e-3, 1e-2], help="learning rates of the gradient methods"
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 8))
     parser.add_argument("--store")
@@ -60,9 +62,12 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     store = Store(args.store)
     progress = ConsoleProgress()
-    configs = {"none": None} | {
-        c.label: c for c in (AdaptConfig(m, lr=args.lr, batch_size=args.batch_size) for m in args.methods)
-    }
+    grid = [
+        AdaptConfig(m, lr=lr, batch_size=args.batch_size)
+        for m in args.methods
+        for lr in (args.lr if m != "bn" else [1e-3])  # BN-adapt takes no gradient step
+    ]
+    configs = {"none": None} | {c.label: c for c in grid}
     runs = {}
     for label, config in configs.items():
         result = run_benchmark(args.config, store=store, jobs=args.jobs, progress=progress, adapt=config)
