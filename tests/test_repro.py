@@ -44,3 +44,32 @@ def test_repro_json_has_the_documented_keys(monkeypatch, capsys):
     result = json.loads(capsys.readouterr().out)
     for name in ("early", "late", "wise"):
         assert {"pass@1", "pass@16"} <= set(result[name])
+
+
+def test_sam_miniature_reports_every_method_and_the_linear_demo(tmp_path):
+    from ontheline.repro import sam
+
+    result = sam.run(settings=(("digits", 0.6),), seeds=(0,), epochs=2, max_train=128)
+    assert set(result["methods"]) == {"sgd", "sam", "1-sam", "l-sam", "j-sam", "sgd-reg"}
+    for method, v in result["methods"].items():
+        assert 0 <= v["final_acc"] <= v["best_acc"] <= 1, method
+    curves = result["settings"]["digits-60"]["methods"]["sgd"]
+    assert len(curves["test_acc"]) == len(curves["clean_fit"]) == len(curves["noisy_fit"]) == 2
+    demo = result["linear_demo"]
+    assert demo["clean_over_noisy_sam"] > demo["clean_over_noisy_sgd"]  # SAM up-weights the clean examples
+    ratios = demo["ratio_by_margin_decile"]
+    assert all(b > a for a, b in zip(ratios, ratios[1:]))  # and its weight grows with the margin
+    paths = sam.figures(result, tmp_path)
+    assert sorted(p.name for p in paths) == ["sam-curves.png", "sam-curves.svg"]
+
+
+def test_symmetric_noise_flips_exactly_the_rate_to_other_classes_and_is_seeded():
+    import numpy as np
+
+    from ontheline.repro.sam import noisy_labels
+
+    labels = np.arange(1000) % 10
+    noisy, mask = noisy_labels(labels, 0.6, seed=3)
+    assert mask.sum() == 600 and (noisy[mask] != labels[mask]).all() and (noisy[~mask] == labels[~mask]).all()
+    again, mask_again = noisy_labels(labels, 0.6, seed=3)
+    assert (again == noisy).all() and (mask_again == mask).all()

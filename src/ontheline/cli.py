@@ -353,8 +353,14 @@ def _cmd_repro(args: argparse.Namespace) -> None:
     from ontheline.repro import load
 
     module = load(args.name)
+    if args.plots and not hasattr(module, "figures"):
+        raise InputError(f"repro {args.name} draws no figures; drop --plots.")
+    _check_folder("--plots", args.plots)
     result = module.run(quick=args.quick)
     print(_json(result) if args.format == "json" else module.text(result), end="" if args.format == "json" else "\n")
+    if args.plots:
+        paths = module.figures(result, args.plots)
+        print(f"Wrote {', '.join(str(p) for p in paths)}.", file=sys.stderr)
 
 
 def _cmd_store(args: argparse.Namespace) -> None:
@@ -519,6 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("name", choices=sorted(REPROS), help="the reproduction")
     repro.add_argument("--quick", action="store_true", help="a smaller run (minutes at most)")
     repro.add_argument("--format", choices=("table", "json"), default="table")
+    repro.add_argument("--plots", metavar="DIR", help="also save the reproduction's figures (PNG and SVG)")
     repro.set_defaults(run=_cmd_repro)
 
     store = sub.add_parser("store", help="list, inspect, remove and export entries of the prediction store")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-REPROS = {"rewards": "ontheline.repro.rewards", "wise-ft": "ontheline.repro.wise_ft"}
+REPROS = {"rewards": "ontheline.repro.rewards", "sam": "ontheline.repro.sam", "wise-ft": "ontheline.repro.wise_ft"}
 
 
 def load(name: str) -> ModuleType:
