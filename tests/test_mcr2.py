@@ -1,0 +1,123 @@
+"""MCR², V-MCR² and ReduNet against slow references, finite differences and the papers' identities."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the torch extra, which make test installs")
+
+from ontheline.mcr2 import (  # noqa: E402
+    ReduNet,
+    VariationalMCR2,
+    class_moments,
+    compression_rate,
+    rate_reduction,
+    variational_objective,
+)
+
+
+def _features(m=60, d=6, k=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.nn.functional.normalize(torch.randn(m, d, generator=g, dtype=torch.float64), dim=1)
+    return z, torch.arange(m) % k
+
+
+def _slow_delta_r(z, labels, k, eps2):
+    """The textbook formulas, class by class, with numpy's slogdet."""
+    z, labels = z.numpy(), labels.numpy()
+    m, d = z.shape
+    rate = 0.5 * np.linalg.slogdet(np.eye(d) + d / (m * eps2) * z.T @ z)[1]
+    compression = 0.0
+    for j in range(k):
+        zj = z[labels == j]
+        compression += len(zj) / (2 * m) * np.linalg.slogdet(np.eye(d) + d / (len(zj) * eps2) * zj.T @ zj)[1]
+    return rate - compression
+
+
+def test_rate_reduction_equals_the_class_by_class_reference():
+    for seed in range(5):
+        z, labels = _features(seed=seed)
+        assert float(rate_reduction(z, labels, 3, eps2=0.5)) == pytest.approx(
+            _slow_delta_r(z, labels, 3, 0.5), abs=1e-10
+        )
+
+
+def test_the_variational_bound_holds_for_any_basis_and_is_tight_in_the_eigenbasis():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a = rng.normal(size=(5, 5))
+        s = a @ a.T
+        exact = np.linalg.slogdet(np.eye(5) + s)[1]
+        u = np.linalg.qr(rng.normal(size=(5, 5)))[0]
+        assert np.log1p(np.diag(u.T @ s @ u)).sum() >= exact - 1e-12
+        eigvecs = np.linalg.eigh(s)[1]
+        assert np.log1p(np.diag(eigvecs.T @ s @ eigvecs)).sum() == pytest.approx(exact, abs=1e-8)
+
+
+def test_after_latching_with_a_full_dictionary_the_compression_term_is_exact():
+    z, labels = _features(d=6)
+    vm = VariationalMCR2(dim=6, n_classes=3, atoms=6, eps2=0.5)
+    vm.latch(z, labels)
+    scaled, weights = vm.scaled_moments(z, labels)
+    with torch.no_grad():
+        assert float(vm.compression(weights)) == pytest.approx(float(compression_rate(z, labels, 3, 0.5)), abs=1e-8)
+        assert float(vm.penalty(scaled, weights)) == pytest.approx(0.0, abs=1e-16)
+        assert float(vm.objective(z, labels)) == pytest.approx(float(rate_reduction(z, labels, 3, 0.5)), abs=1e-8)
+
+
+def test_gradients_match_finite_differences():
+    z, labels = _features(m=12, d=4, k=2)
+    z.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: rate_reduction(x, labels, 2, 0.5), (z,))
+    vm = VariationalMCR2(dim=4, n_classes=2, atoms=2, eps2=0.5, mu=0.3)
+    gamma, codes = vm.gamma.detach().clone().requires_grad_(True), (vm.codes.detach() + 0.5).requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda x, g, a: variational_objective(x, labels, g, a, 2, 0.5, 0.3), (z, gamma, codes)
+    )
+
+
+def test_the_dictionary_update_keeps_unit_columns_and_non_negative_codes():
+    z, labels = _features()
+    vm = VariationalMCR2(dim=6, n_classes=3, atoms=2)
+    for _ in range(20):
+        vm.update_dictionary(z, labels, lr=0.5)
+    torch.testing.assert_close(vm.gamma.norm(dim=1), torch.ones(3, 2, dtype=torch.float64))
+    assert (vm.codes >= 0).all()
+
+
+def _digits_tasks():
+    sklearn = pytest.importorskip("sklearn.datasets", reason="the bench extra, which make test installs")
+    x, y = sklearn.load_digits(return_X_y=True)
+    x = torch.nn.functional.normalize(torch.tensor(x - x.mean(axis=1, keepdims=True)), dim=1)
+    return x[:600], torch.tensor(y[:600]), x[600:900], torch.tensor(y[600:900])
+
+
+def test_class_moments_are_recovered_from_the_stored_operators():
+    x, y, _, _ = _digits_tasks()
+    net = ReduNet(n_layers=2).fit(x, y, 10)
+    C, counts = net.layers[0].C, net.counts
+    alpha_j = x.shape[1] / (counts * net.eps2)
+    eye = torch.eye(x.shape[1], dtype=torch.float64)
+    recovered = (torch.linalg.inv(C / alpha_j[:, None, None]) - eye) / alpha_j[:, None, None]
+    moments, _ = class_moments(x.double(), y, 10)
+    torch.testing.assert_close(recovered, moments, rtol=1e-8, atol=1e-8)
+
+
+def test_a_redunet_built_task_by_task_equals_the_one_built_jointly():
+    x, y, x_test, _ = _digits_tasks()
+    joint = ReduNet(n_layers=8).fit(x, y, 10)
+    grown = ReduNet(n_layers=8)
+    for task in range(5):  # classes 2t and 2t+1, relabelled 0 and 1 within the task
+        seen = (y == 2 * task) | (y == 2 * task + 1)
+        grown.add_classes(x[seen], y[seen] - 2 * task, 2)
+    for a, b in zip(joint.layers, grown.layers):
+        torch.testing.assert_close(a.E, b.E, rtol=1e-6, atol=1e-9)
+        torch.testing.assert_close(a.C, b.C, rtol=1e-6, atol=1e-9)
+    assert torch.equal(joint.predict(x_test), grown.predict(x_test))
+
+
+def test_the_statistics_recursion_equals_propagating_the_training_samples():
+    x, y, _, _ = _digits_tasks()
+    net = ReduNet(n_layers=6).fit(x, y, 10)
+    z = net.propagate_training(x, y)
+    moments, _ = class_moments(z, y, 10)
+    torch.testing.assert_close(moments, net.final_moments, rtol=1e-8, atol=1e-8)
