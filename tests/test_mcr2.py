@@ -79,7 +79,7 @@ def test_the_dictionary_update_keeps_unit_columns_and_non_negative_codes():
     z, labels = _features()
     vm = VariationalMCR2(dim=6, n_classes=3, atoms=2)
     for _ in range(20):
-        vm.update_dictionary(z, labels, lr=0.5)
+        vm.update_dictionary(z, labels, steps=2)
     torch.testing.assert_close(vm.gamma.norm(dim=1), torch.ones(3, 2, dtype=torch.float64))
     assert (vm.codes >= 0).all()
 

@@ -73,3 +73,25 @@ def test_symmetric_noise_flips_exactly_the_rate_to_other_classes_and_is_seeded()
     assert mask.sum() == 600 and (noisy[mask] != labels[mask]).all() and (noisy[~mask] == labels[~mask]).all()
     again, mask_again = noisy_labels(labels, 0.6, seed=3)
     assert (again == noisy).all() and (mask_again == mask).all()
+
+
+def test_vmcr2_miniature_reports_the_documented_keys():
+    from ontheline.repro import vmcr2
+
+    result = vmcr2.run(steps=3, timing_steps=2)
+    assert result["classes"] == [10, 50, 100]
+    for method in ("mcr2", "vmcr2"):
+        assert len(result["step_seconds"][method]) == 3 and all(s > 0 for s in result["step_seconds"][method])
+        assert result["delta_r"][method] > 0 and 0 <= result["accuracy"][method] <= 1
+    assert "speed-up at 100 classes" in vmcr2.text(result)
+
+
+def test_incremental_miniature_grows_exactly_the_joint_network_and_the_mlp_forgets():
+    from ontheline.repro import incremental
+
+    result = incremental.run(layers=3, mlp_epochs=5)
+    curves = result["accuracy_after_each_task"]
+    assert curves["incremental"] == curves["joint"]  # built from stored statistics: the same network
+    final = result["final_accuracy"]
+    assert set(final) == {"joint", "incremental", "mlp_sequential"}
+    assert final["mlp_sequential"] < 0.5 < final["incremental"]  # finetuning task by task forgets the old classes

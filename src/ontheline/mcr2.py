@@ -41,8 +41,11 @@ def coding_rate(z: torch.Tensor, eps2: float = 0.5) -> torch.Tensor:
 
 def class_moments(z: torch.Tensor, labels: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Each class's second moment ``Z_j^T Z_j`` ``(k, d, d)`` and count ``(k,)``."""
-    onehot = torch.nn.functional.one_hot(labels, n_classes).to(z.dtype)
-    return torch.einsum("mk,md,me->kde", onehot, z, z), onehot.sum(0)
+    d = z.shape[1]
+    outer = (z[:, :, None] * z[:, None, :]).reshape(len(z), d * d)
+    moments = torch.zeros(n_classes, d * d, dtype=z.dtype).index_add(0, labels, outer).reshape(n_classes, d, d)
+    counts = torch.bincount(labels, minlength=n_classes).to(z.dtype)
+    return moments, counts
 
 
 def compression_rate(z: torch.Tensor, labels: torch.Tensor, n_classes: int, eps2: float = 0.5) -> torch.Tensor:
@@ -106,14 +109,26 @@ class VariationalMCR2(torch.nn.Module):
         self.gamma.copy_(vectors[:, :, -s:].flip(-1))
         self.codes.copy_(values[:, -s:].flip(-1).clamp(min=0))
 
-    def update_dictionary(self, z: torch.Tensor, labels: torch.Tensor, lr: float = 0.05) -> None:
-        """One projected gradient-ascent step on the dictionary and codes (features held fixed)."""
-        objective = self.objective(z.detach(), labels)
-        grad_gamma, grad_codes = torch.autograd.grad(objective, [self.gamma, self.codes])
-        with torch.no_grad():
-            gamma = self.gamma + lr * grad_gamma
-            self.gamma.copy_(gamma / gamma.norm(dim=1, keepdim=True).clamp(min=1e-12))
-            self.codes.copy_((self.codes + lr * grad_codes).clamp(min=0))
+    def update_dictionary(self, z: torch.Tensor, labels: torch.Tensor, steps: int = 1) -> None:
+        """Projected gradient ascent on the dictionary and codes (features held fixed).
+
+        Step sizes are the inverse Lipschitz bounds of each block's gradient: ``1 / (mu w_j)`` for
+        class j's codes and ``1 / (mu w_j max_l A_jl^2)`` for its atoms (``w_j = m_j / m``).
+        """
+        scaled, weights = self.scaled_moments(z.detach(), labels)
+        weights = weights.clamp(min=1e-12)
+        for _ in range(steps):
+            gamma, codes = self.gamma.detach().requires_grad_(True), self.codes.detach().requires_grad_(True)
+            penalty = dictionary_penalty(scaled, weights, gamma, codes, self.mu)
+            objective = -variational_compression(codes, weights) - penalty
+            grad_gamma, grad_codes = torch.autograd.grad(objective, [gamma, codes])
+            with torch.no_grad():
+                lipschitz = self.mu * weights
+                new_codes = (codes + grad_codes / lipschitz[:, None]).clamp(min=0)
+                step = 1 / (lipschitz * codes.pow(2).amax(1).clamp(min=1e-6))
+                new_gamma = gamma + grad_gamma * step[:, None, None]
+                self.gamma.copy_(new_gamma / new_gamma.norm(dim=1, keepdim=True).clamp(min=1e-12))
+                self.codes.copy_(new_codes)
 
 
 def scaled_moments(

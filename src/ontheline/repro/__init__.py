@@ -9,7 +9,13 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-REPROS = {"rewards": "ontheline.repro.rewards", "sam": "ontheline.repro.sam", "wise-ft": "ontheline.repro.wise_ft"}
+REPROS = {
+    "incremental": "ontheline.repro.incremental",
+    "rewards": "ontheline.repro.rewards",
+    "sam": "ontheline.repro.sam",
+    "vmcr2": "ontheline.repro.vmcr2",
+    "wise-ft": "ontheline.repro.wise_ft",
+}
 
 
 def load(name: str) -> ModuleType:
