@@ -67,7 +67,7 @@ def pass_at_k(n: Any, c: Any, k: int) -> np.ndarray:
     table = np.concatenate([np.zeros(k + 1), np.cumsum(steps)])  # table[m] = T[m], 0 for m <= k
     wrong = n - c
     log_ratio = table[n] - table[np.maximum(wrong, k)]
-    return np.where(wrong < k, 1.0, -np.expm1(log_ratio))
+    return np.where(wrong < k, 1.0, -np.expm1(log_ratio)) + 0.0  # + 0.0: no -0.0 when c = 0
 
 
 @dataclass(frozen=True)
