@@ -27,6 +27,16 @@ def _batch(seed=1, n=6, dtype=torch.float64):
     return torch.randn(n, 5, generator=g, dtype=dtype), torch.randint(0, 3, (n,), generator=g)
 
 
+def _closure(optimiser, model, x, y):
+    def closure():
+        optimiser.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    return closure
+
+
 def _plain_gradient(model, x, y):
     model.zero_grad()
     torch.nn.functional.cross_entropy(model(x), y).backward()
@@ -47,14 +57,7 @@ def test_batch_sam_with_rho_zero_steps_exactly_like_its_base_optimiser():
     sam = SAM(model.parameters(), torch.optim.SGD, rho=0.0, lr=0.1, momentum=0.9)
     sgd = torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.9)
     for _ in range(3):
-
-        def closure():
-            sam.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            return loss
-
-        sam.step(closure)
+        sam.step(_closure(sam, model, x, y))
         sgd.zero_grad()
         torch.nn.functional.cross_entropy(twin(x), y).backward()
         sgd.step()
@@ -74,14 +77,7 @@ def test_batch_sam_uses_the_gradient_at_the_perturbed_point():
     g_shifted = _plain_gradient(shifted, x, y)
     sam = SAM(model.parameters(), torch.optim.SGD, rho=rho, lr=lr)
     before = {k: p.detach().clone() for k, p in model.named_parameters()}
-
-    def closure():
-        sam.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        return loss
-
-    sam.step(closure)
+    sam.step(_closure(sam, model, x, y))
     for k, p in model.named_parameters():
         torch.testing.assert_close(p.detach(), before[k] - lr * g_shifted[k])
 
