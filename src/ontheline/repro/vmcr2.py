@@ -2,8 +2,8 @@
 
 An encoder (an MLP to 128 then 32 dimensions, output on the unit sphere) is trained full-batch
 with Adam to maximise the exact rate reduction (MCR²) or the variational objective (V-MCR²:
-``atoms`` = 4 per class, a projected ascent step on the dictionary every step, latching every
-25 steps, mu = 0.1). On scikit-learn's digits (k = 10) the true rate reduction of the learned
+``atoms`` = 8 per class, twenty projected ascent steps on the dictionary per training step,
+latching every 10 steps (each step is a full pass over the data, an epoch), mu = 0.1). On scikit-learn's digits (k = 10) the true rate reduction of the learned
 training features and the nearest-subspace test accuracy are compared; on a synthetic union of
 subspaces with k = 10, 50 and 100 classes (3-dimensional subspaces in 64 dimensions), the
 wall time per optimisation step too. Both objectives are batched over classes (one batched
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 CLASSES = (10, 50, 100)
-EPS2, ATOMS, LATCH_EVERY, MU, DIM = 0.5, 4, 25, 0.1, 32
+EPS2, ATOMS, LATCH_EVERY, MU, DIM = 0.5, 8, 10, 0.1, 32
 
 
 def run(quick: bool = False, *, steps: int | None = None, timing_steps: int | None = None) -> dict[str, Any]:
@@ -105,7 +105,7 @@ def _train(method: str, x: Any, y: Any, x_test: Any, y_test: Any, k: int, steps:
         else:
             if step % LATCH_EVERY == 0:
                 variational.latch(z, y)
-            variational.update_dictionary(z, y, steps=2)
+            variational.update_dictionary(z, y, steps=20)
             loss = -variational.objective(z, y)
         optimiser.zero_grad()
         loss.backward()
