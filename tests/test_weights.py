@@ -87,6 +87,13 @@ def test_a_hugging_face_checkpoint_folder_is_interpolated(tmp_path):
     assert (out / "config.json").is_file()
 
 
+def test_double_precision_weights_are_averaged_in_double_precision():
+    a = {"w": torch.tensor([1.0, 1e-12], dtype=torch.float64)}
+    b = {"w": torch.tensor([1.0 + 2e-12, 3e-12], dtype=torch.float64)}
+    mixed = interpolate(a, b, 0.5)["w"]
+    assert mixed.dtype == torch.float64 and mixed.tolist() == [1.0 + 1e-12, 2e-12]
+
+
 def test_numpy_state_dicts_work_too():
     a = {"w": np.array([0.0, 2.0]), "step": np.array([3])}
     b = {"w": np.array([2.0, 4.0]), "step": np.array([5])}

@@ -45,9 +45,12 @@ def mix(key: str, a: Any, b: Any, alpha: float) -> Any:
         raise ValueError(f"Tensor {key!r} has dtype {a.dtype} in one checkpoint and {b.dtype} in the other.")
     if alpha in (0, 1) or not _is_float(a):  # the endpoints exactly; integers from the nearer one
         return _copy(a if alpha < 0.5 else b)
-    wide = a.float() if hasattr(a, "float") else a.astype("float64")  # torch: float32 at least; numpy: float64
-    mixed = wide * (1 - alpha) + (b.float() if hasattr(b, "float") else b.astype("float64")) * alpha
-    return mixed.to(a.dtype) if hasattr(mixed, "to") else mixed.astype(a.dtype)
+    if hasattr(a, "to"):  # torch: in float32 at least (half precision would round the weights twice)
+        import torch
+
+        wide = torch.promote_types(a.dtype, torch.float32)
+        return (a.to(wide) * (1 - alpha) + b.to(wide) * alpha).to(a.dtype)
+    return (a.astype("float64") * (1 - alpha) + b.astype("float64") * alpha).astype(a.dtype)
 
 
 def interpolate_files(
