@@ -39,7 +39,9 @@ def test_repro_json_has_the_documented_keys(monkeypatch, capsys):
     from ontheline.repro import wise_ft
 
     small = wise_ft.run
-    monkeypatch.setattr(wise_ft, "run", lambda quick: small(seeds=(1,), epochs=100, max_test=100))
+    monkeypatch.setattr(
+        wise_ft, "run", lambda quick, progress: small(seeds=(1,), epochs=100, max_test=100, progress=progress)
+    )
     assert main(["repro", "wise-ft", "--quick", "--format", "json"]) == 0
     result = json.loads(capsys.readouterr().out)
     for name in ("early", "late", "wise"):

@@ -133,7 +133,7 @@ def test_the_rewards_reproduction_prints_the_documented_json(capsys, monkeypatch
     from ontheline.repro import rewards
 
     small = rewards.run
-    monkeypatch.setattr(rewards, "run", lambda quick: small(seeds=2))
+    monkeypatch.setattr(rewards, "run", lambda quick, progress: small(seeds=2, progress=progress))
     assert main(["repro", "rewards", "--quick", "--format", "json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert [r["subgoals"] for r in result["chain"]] == [0, 1, 3, 7]

@@ -356,7 +356,7 @@ def _cmd_repro(args: argparse.Namespace) -> None:
     if args.plots and not hasattr(module, "figures"):
         raise InputError(f"repro {args.name} draws no figures; drop --plots.")
     _check_folder("--plots", args.plots)
-    result = module.run(quick=args.quick)
+    result = module.run(quick=args.quick, progress=ConsoleProgress())
     print(_json(result) if args.format == "json" else module.text(result), end="" if args.format == "json" else "\n")
     if args.plots:
         paths = module.figures(result, args.plots)

@@ -1,7 +1,8 @@
 """Paper reproductions, each run by ``ontheline repro NAME [--quick] [--format json]``.
 
-A reproduction module has ``run(quick: bool) -> dict`` (the JSON object) and
-``text(result: dict) -> str`` (the tables a person reads).
+A reproduction module has ``run(quick: bool, progress=None) -> dict`` (the JSON object) and
+``text(result: dict) -> str`` (the tables a person reads); ``figures(result, folder)`` where
+it draws any.
 """
 
 from __future__ import annotations

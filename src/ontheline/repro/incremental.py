@@ -14,11 +14,15 @@ from typing import Any
 
 import numpy as np
 
+from ontheline._progress import Progress
+
 TASKS = tuple((2 * t, 2 * t + 1) for t in range(5))
 LAYERS, ETA, EPS2, LAM, RANK = 20, 0.5, 0.1, 500.0, 4
 
 
-def run(quick: bool = False, *, layers: int | None = None, mlp_epochs: int | None = None) -> dict[str, Any]:
+def run(
+    quick: bool = False, *, layers: int | None = None, mlp_epochs: int | None = None, progress: Progress | None = None
+) -> dict[str, Any]:
     """The JSON object of ``ontheline repro incremental``."""
     import torch
 
@@ -32,6 +36,8 @@ def run(quick: bool = False, *, layers: int | None = None, mlp_epochs: int | Non
     mlp = _mlp()
     curves: dict[str, list[float]] = {"joint": [], "incremental": [], "mlp_sequential": []}
     for t, classes in enumerate(TASKS):
+        if progress:
+            progress(f"task {t + 1}: classes {classes}", t, len(TASKS))
         new = torch.isin(y_train, torch.tensor(classes))
         grown.add_classes(x_train[new], y_train[new] - classes[0], len(classes))
         seen_classes = [c for task in TASKS[: t + 1] for c in task]
@@ -45,6 +51,8 @@ def run(quick: bool = False, *, layers: int | None = None, mlp_epochs: int | Non
         _finetune(mlp, x_train[new], y_train[new], mlp_epochs, seed=t)
         with torch.no_grad():
             curves["mlp_sequential"].append(_accuracy(mlp(x_test[test].float()).argmax(1), y_test[test]))
+    if progress:
+        progress("done", len(TASKS), len(TASKS))
     final = {name: values[-1] for name, values in curves.items()}
     return {
         "final_accuracy": final,

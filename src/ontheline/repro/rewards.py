@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ontheline._progress import Progress
 from ontheline.rewards.mdp import chain, rooms, two_routes, value_iteration
 
 CHAIN_LENGTH = 40
@@ -23,7 +24,7 @@ BUDGETS = {"maze": (18, 24, 30, 36), "doors": (40, 80, 120, 160)}  # the authors
 SUBGOAL_REWARD = 0.1  # with a terminal reward of 1 and gamma 0.9, as in the spec's pilot
 
 
-def run(quick: bool = False, *, seeds: int | None = None) -> dict[str, Any]:
+def run(quick: bool = False, *, seeds: int | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """The JSON object of ``ontheline repro rewards``; ``quick`` runs 20 Q-learning seeds instead of 100."""
     n_seeds = seeds or (20 if quick else 100)
     result: dict[str, Any] = {
@@ -43,7 +44,7 @@ def run(quick: bool = False, *, seeds: int | None = None) -> dict[str, Any]:
         },
         "multipath": [_two_routes(ratio) for ratio in RATIOS],
         "re_entry": _re_entry(),
-        "minigrid": _minigrid(n_seeds),
+        "minigrid": _minigrid(n_seeds, progress),
     }
     maze = result["minigrid"]["maze"]
     first = str(BUDGETS["maze"][0])
@@ -75,15 +76,21 @@ def _re_entry() -> dict[str, Any]:
     return {"reaches_goal": looped.reaches_goal, "route_tail": list(looped.route[-4:])}
 
 
-def _minigrid(n_seeds: int) -> dict[str, Any]:
+def _minigrid(n_seeds: int, progress: Progress | None = None) -> dict[str, Any]:
     from ontheline.rewards.minigrid import WORLDS, q_learning
 
     out: dict[str, Any] = {}
+    total, done = 4 * n_seeds, 0
     for world, budgets in BUDGETS.items():
         out[world] = {}
         for variant, intermediate in (("sparse", False), ("intermediate", True)):
             env = WORLDS[world](intermediate=intermediate, observe=False)
-            runs = [q_learning(env, budgets, seed=seed) for seed in range(n_seeds)]
+            runs = []
+            for seed in range(n_seeds):
+                if progress and seed % 10 == 0:
+                    progress(f"Q-learning: {world}, {variant}", done, total)
+                runs.append(q_learning(env, budgets, seed=seed))
+                done += 1
             out[world][variant] = {
                 str(b): {
                     "success_rate": float(np.mean([r[b].success for r in runs])),
@@ -92,6 +99,8 @@ def _minigrid(n_seeds: int) -> dict[str, Any]:
                 for b in budgets
             }
     out["seeds"] = n_seeds
+    if progress:
+        progress("Q-learning", total, total)
     return out
 
 

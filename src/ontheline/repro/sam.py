@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ontheline._progress import Progress
+
 METHODS = ("sgd", "sam", "1-sam", "l-sam", "j-sam", "sgd-reg")
 RHO = 0.05
 LAMBDA = 1e-2
@@ -28,7 +30,7 @@ EPOCHS, BATCH, LR = 30, 64, 0.05
 
 def run(
     quick: bool = False, *, settings: tuple[tuple[str, float], ...] | None = None, seeds: tuple[int, ...] | None = None,
-    epochs: int = EPOCHS, max_train: int | None = None,
+    epochs: int = EPOCHS, max_train: int | None = None, progress: Progress | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The JSON object of ``ontheline repro sam``.
 
@@ -43,14 +45,23 @@ def run(
                             (("digits", 0.6), ("digits", 0.4), ("mnist", 0.6), ("mnist", 0.4)))  # fmt: skip
     seeds = seeds or ((0, 1) if quick else (0, 1, 2))
     results = {}
+    total, done = len(settings) * len(METHODS) * len(seeds), 0
     for dataset, noise in settings:
-        runs = {m: [_train(dataset, noise, seed, m, epochs, max_train) for seed in seeds] for m in METHODS}
+        runs: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
+        for method in METHODS:
+            for seed in seeds:
+                if progress:
+                    progress(f"{dataset} at {int(100 * noise)}% noise: {method}, seed {seed}", done, total)
+                runs[method].append(_train(dataset, noise, seed, method, epochs, max_train))
+                done += 1
         results[f"{dataset}-{int(100 * noise)}"] = {
             "dataset": dataset,
             "noise": noise,
             "noise_mask_sha256": [r["noise_mask_sha256"] for r in runs["sgd"]],
             "methods": {m: _summarise(rs) for m, rs in runs.items()},
         }
+    if progress:
+        progress("trained", total, total)
     headline = next(iter(results.values()))
     out = {
         "methods": {

@@ -17,11 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from ontheline._progress import Progress
+
 CLASSES = (10, 50, 100)
 EPS2, ATOMS, LATCH_EVERY, MU, DIM = 0.5, 8, 10, 0.1, 32
 
 
-def run(quick: bool = False, *, steps: int | None = None, timing_steps: int | None = None) -> dict[str, Any]:
+def run(
+    quick: bool = False, *, steps: int | None = None, timing_steps: int | None = None, progress: Progress | None = None
+) -> dict[str, Any]:
     """The JSON object of ``ontheline repro vmcr2``."""
     import torch
 
@@ -29,11 +33,17 @@ def run(quick: bool = False, *, steps: int | None = None, timing_steps: int | No
     steps = steps or (150 if quick else 400)
     timing_steps = timing_steps or (10 if quick else 30)
     x_train, y_train, x_test, y_test = _digits()
+    if progress:
+        progress("digits: MCR2 and V-MCR2", 0, 1 + len(CLASSES))
     digits = {m: _train(m, x_train, y_train, x_test, y_test, 10, steps) for m in ("mcr2", "vmcr2")}
     synthetic = {}
-    for k in CLASSES:
+    for i, k in enumerate(CLASSES, start=1):
+        if progress:
+            progress(f"union of subspaces, {k} classes", i, 1 + len(CLASSES))
         data = _union_of_subspaces(k)
         synthetic[k] = {m: _train(m, *data, k, timing_steps) for m in ("mcr2", "vmcr2")}
+    if progress:
+        progress("done", 1 + len(CLASSES), 1 + len(CLASSES))
     result = {
         "classes": list(CLASSES),
         "step_seconds": {m: [synthetic[k][m]["step_seconds"] for k in CLASSES] for m in ("mcr2", "vmcr2")},

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ontheline._progress import Progress
 from ontheline.metrics import maj_at_k, pass_at_k, pass_at_k_decomposition
 from ontheline.weights import interpolate
 
@@ -30,8 +31,9 @@ PER_CLASS = 20
 
 
 def run(
-    quick: bool = False, *, seeds: tuple[int, ...] | None = None, epochs: int | None = None, max_test: int | None = None
-) -> dict[str, Any]:
+    quick: bool = False, *, seeds: tuple[int, ...] | None = None, epochs: int | None = None,
+    max_test: int | None = None, progress: Progress | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Train, checkpoint, sample and score; the JSON object of ``ontheline repro wise-ft``.
 
     ``quick``: one seed and 600 epochs (about a minute); otherwise three seeds and 1,000
@@ -40,7 +42,13 @@ def run(
     seeds = seeds or ((0,) if quick else (0, 1, 2))
     epochs = epochs or (600 if quick else 1000)
     every = 20
-    per_seed = [_one_seed(seed, epochs, every, max_test) for seed in seeds]
+    per_seed = []
+    for k, seed in enumerate(seeds):
+        if progress:
+            progress(f"seed {seed}: training, sampling, interpolating", k, len(seeds))
+        per_seed.append(_one_seed(seed, epochs, every, max_test))
+    if progress:
+        progress("done", len(seeds), len(seeds))
     rows = {name: _mean([s[name] for s in per_seed]) for name in ("early", "late", "wise")}
     result: dict[str, Any] = {
         **rows,
