@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--lr", type=float, nargs="+", default=[1e-3, 1e-2], help="learning rates of the gradient methods"
     )
+    parser.add_argument("--steps", type=int, nargs="+", default=[1], help="gradient steps per batch")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 8))
     parser.add_argument("--store")
@@ -63,9 +64,10 @@ def main(argv: list[str] | None = None) -> dict:
     store = Store(args.store)
     progress = ConsoleProgress()
     grid = [
-        AdaptConfig(m, lr=lr, batch_size=args.batch_size)
+        AdaptConfig(m, lr=lr, steps=steps, batch_size=args.batch_size)
         for m in args.methods
         for lr in (args.lr if m != "bn" else [1e-3])  # BN-adapt takes no gradient step
+        for steps in (args.steps if m != "bn" else [1])
     ]
     configs = {"none": None} | {c.label: c for c in grid}
     runs = {}
