@@ -76,8 +76,12 @@ def test_the_demo_report_renders_every_shift_and_sorts_the_shift_table(demo_page
         page = opened.page
         details = page.locator("details")
         assert details.count() > 0
-        details.first.locator("summary").click()  # open one shift's plot
-        assert details.first.locator("svg.plot circle").first.is_visible()
+        details.first.locator("summary").click()  # open one shift: its section is inflated on the spot
+        details.first.locator("svg.plot circle").first.wait_for(state="visible", timeout=10_000)
+        models = details.first.locator("table.sortable")
+        models.locator("th", has_text="ID acc").click()  # the inflated table sorts too
+        id_acc = _numbers(t.strip() for t in models.locator("tbody tr td:nth-child(2)").all_text_contents())
+        assert id_acc == sorted(id_acc) and len(id_acc) > 1
         shifts = page.locator("table#shifts")
         header = [h.strip() for h in shifts.locator("th").all_text_contents()]
         r2 = header.index("agreement R²")

@@ -12,7 +12,7 @@ from ontheline._progress import Progress
 from ontheline.bench import tables
 from ontheline.bench.score import ORACLE, ZOOS, ShiftScore, quality
 from ontheline.bench.suite import BenchmarkResult
-from ontheline.report.page import page, table
+from ontheline.report.page import compressed, page, table
 from ontheline.report.svg import Axes, Line, Series, scatter
 
 _MAX_PAIRS = 250  # pairs drawn per plot: enough to see the line, light enough for 100+ plots
@@ -113,10 +113,12 @@ def _shift_details(score: ShiftScore) -> str:
     return (
         f"<details><summary>{escape(score.shift.dataset)} · {escape(score.shift.name)} · "
         f"{escape(score.shift.describe())} · agreement R² {_r2(score)}{'' if score.trusted else ' · flagged'}</summary>"
-        f'<p class="{"ok" if score.trusted else "warn"} banner">{verdict}</p>'
-        f'<div class="plots">{shift_plot(score)}{_estimate_plot(score)}</div>'
-        + table(["MAE (points)", *mae], [["this shift", *mae.values()]], sortable=False)
-        + table(*_model_table(score))
+        + compressed(
+            f'<p class="{"ok" if score.trusted else "warn"} banner">{verdict}</p>'
+            f'<div class="plots">{shift_plot(score)}{_estimate_plot(score)}</div>'
+            + table(["MAE (points)", *mae], [["this shift", *mae.values()]], sortable=False)
+            + table(*_model_table(score))
+        )
         + "</details>"
     )
 
