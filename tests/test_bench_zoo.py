@@ -48,3 +48,25 @@ def test_the_configurations_grow_to_the_benchmark_size():
         nets, controls = recipes(config)
         sizes[config] = sum(len(r.checkpoints) for r in nets) + len(controls)
     assert sizes["tiny"] < sizes["quick"] < sizes["full"] and sizes["full"] >= 60
+
+
+def test_network_weights_are_saved_once_and_reloaded_to_the_same_predictions(tmp_path, monkeypatch):
+    from ontheline.bench import predict
+
+    recipe = recipes("tiny")[0][0]
+    first = predict._train_and_predict("tiny", "digits", recipe, None, tmp_path)
+    assert len(list(tmp_path.glob("*.pt"))) == len(recipe.checkpoints)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the saved weights should have been used")
+
+    monkeypatch.setattr(predict, "train_net", no_training)
+    again = predict._train_and_predict("tiny", "digits", recipe, None, tmp_path)
+    for (name_a, probs_a, _), (name_b, probs_b, _) in zip(first, again):
+        assert name_a == name_b and np.array_equal(probs_a, probs_b)
+    monkeypatch.undo()
+    damaged = next(tmp_path.glob("*.pt"))
+    damaged.write_bytes(b"not a checkpoint")
+    with pytest.warns(UserWarning, match="saved weights damaged"):
+        retrained = predict._train_and_predict("tiny", "digits", recipe, None, tmp_path)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(first, retrained))

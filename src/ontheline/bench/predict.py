@@ -2,16 +2,19 @@
 
 The evaluation sets of a dataset (ID validation, ID test, every shift) are concatenated into
 one benchmark bundle, and each zoo model's predictions on it are one entry of the prediction
-store (:mod:`ontheline.store`). A model's key is a fingerprint of its recipe and checkpoint,
-the splits, the source of the modules that load, corrupt, train and predict, and the library
-versions, so it is known before training: a second run reads every entry and trains nothing,
-and a run killed part-way trains only the models still missing.
+store (:mod:`ontheline.store`); each network checkpoint's weights are kept beside them
+(``weights/`` in the store), so adapting the zoo later (``--adapt``) trains nothing. A model's
+key is a fingerprint of its recipe and checkpoint, the splits, the source of the modules that
+load, corrupt, train and predict, and the library versions, so it is known before training: a
+second run reads every entry and trains nothing, and a run killed part-way trains only the
+models still missing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import warnings
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -22,11 +25,20 @@ from pathlib import Path
 
 import numpy as np
 
+from ontheline._io import atomic_write
 from ontheline._progress import Progress
 from ontheline.adapt import AdaptConfig, Adapted
 from ontheline.bench.config import CONFIGS, SPLIT_FRACTIONS, SPLIT_SEED, BenchConfig
 from ontheline.bench.data import DatasetSplits, Split, make_splits, natural_labels, natural_shift
-from ontheline.bench.zoo import NetRecipe, SklearnRecipe, recipes, train_net, train_sklearn
+from ontheline.bench.zoo import (
+    NetRecipe,
+    SklearnRecipe,
+    TrainedModel,
+    net_from_state,
+    recipes,
+    train_net,
+    train_sklearn,
+)
 from ontheline.shifts import corrupt
 from ontheline.store import Store, StoreError, entry_key
 
@@ -164,7 +176,8 @@ def _compute(
         verb = f"adapting ({adapt.label})" if adapt else "predicting"
         progress(f"{dataset}: training and {verb} {total} models", 0, total)
     label = f"bench-{config.name}-{dataset}" + (f"-{adapt.label}" if adapt else "")
-    for trained in _run_tasks(config.name, dataset, tasks, jobs, adapt):
+    weights = store.path / "weights"
+    for trained in _run_tasks(config.name, dataset, tasks, jobs, adapt, weights):
         for name, probs, seconds in trained:
             if name not in wanted:
                 continue
@@ -179,24 +192,25 @@ def _compute(
 
 
 def _run_tasks(
-    config_name: str, dataset: str, tasks: list[Recipe], jobs: int, adapt: AdaptConfig | None
+    config_name: str, dataset: str, tasks: list[Recipe], jobs: int, adapt: AdaptConfig | None, weights: Path
 ) -> Iterable[list[tuple[str, np.ndarray, float]]]:
     if jobs <= 1:
         for task in tasks:
-            yield _train_and_predict(config_name, dataset, task, adapt)
+            yield _train_and_predict(config_name, dataset, task, adapt, weights)
         return
     # Worker processes with one thread each: tiny models train fastest that way, and results do
     # not depend on how many workers ran.
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_train_and_predict, config_name, dataset, task, adapt) for task in tasks]
+        futures = [pool.submit(_train_and_predict, config_name, dataset, task, adapt, weights) for task in tasks]
         for future in as_completed(futures):
             yield future.result()
 
 
 def _train_and_predict(
-    config_name: str, dataset: str, task: Recipe, adapt: AdaptConfig | None = None
+    config_name: str, dataset: str, task: Recipe, adapt: AdaptConfig | None = None, weights: Path | None = None
 ) -> list[tuple[str, np.ndarray, float]]:
-    """Train one recipe; return each of its models' probabilities on the whole bundle."""
+    """Train one recipe (a network's checkpoints are read from ``weights`` when saved there
+    before, and saved there otherwise); return each model's probabilities on the whole bundle."""
     import time
 
     import torch
@@ -204,7 +218,8 @@ def _train_and_predict(
     torch.set_num_threads(1)
     sets = [s.images for s in _evaluation_sets(config_name, dataset).values()]
     train = _splits(dataset).train
-    models = list(train_net(task, train)) if isinstance(task, NetRecipe) else [train_sklearn(task, train)]
+    nets = isinstance(task, NetRecipe)
+    models = _networks(task, dataset, train, weights) if nets else [train_sklearn(task, train)]  # type: ignore[arg-type]
     out = []
     for model in models:
         start = time.perf_counter()
@@ -215,6 +230,34 @@ def _train_and_predict(
             probs = np.concatenate([_adapted_probs(adapted, images) for images in sets])
         out.append((model.name, probs, time.perf_counter() - start))
     return out
+
+
+def _networks(recipe: NetRecipe, dataset: str, train: Split, folder: Path | None) -> list[TrainedModel]:
+    """The recipe's checkpoints: loaded when every one is saved in ``folder``, else trained (and saved)."""
+    import torch
+
+    if folder is None:
+        return list(train_net(recipe, train))
+    paths = {
+        recipe.name(epoch): folder / f"{_member(dataset, recipe, recipe.name(epoch), True, None).fingerprint}.pt"
+        for epoch in recipe.checkpoints
+    }
+    if all(p.is_file() for p in paths.values()):
+        try:
+            side = train.images.shape[1]
+            return [
+                net_from_state(recipe, epoch, side, torch.load(paths[recipe.name(epoch)], weights_only=True))
+                for epoch in recipe.checkpoints
+            ]
+        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as exc:  # damaged: train again
+            warnings.warn(
+                f"Retraining {recipe.name(max(recipe.checkpoints))}: saved weights damaged ({exc}).", stacklevel=2
+            )
+    models = list(train_net(recipe, train))
+    for model in models:
+        with atomic_write(paths[model.name]) as handle:
+            torch.save(model.module.state_dict(), handle)
+    return models
 
 
 def _adapted_probs(adapted: Adapted, images: np.ndarray) -> np.ndarray:

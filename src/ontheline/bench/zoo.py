@@ -157,6 +157,14 @@ def train_net(recipe: NetRecipe, train: Split, batch_size: int = 64) -> Iterator
             yield TrainedModel(recipe.name(epoch), True, _torch_predictor(snapshot), snapshot)
 
 
+def net_from_state(recipe: NetRecipe, epoch: int, side: int, state: dict[str, Any]) -> TrainedModel:
+    """A checkpoint of ``recipe`` rebuilt from its saved ``state_dict`` (images of ``side`` x ``side``)."""
+    net = _build_net(recipe, side)
+    net.load_state_dict(state)
+    net.eval()
+    return TrainedModel(recipe.name(epoch), True, _torch_predictor(net), net)
+
+
 def _torch_predictor(net: Any) -> Callable[[np.ndarray], np.ndarray]:
     def predict_proba(images: np.ndarray) -> np.ndarray:
         import torch
