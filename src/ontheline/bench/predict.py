@@ -172,11 +172,13 @@ def _compute(
     wanted = {m.name: m for m in missing}
     tasks = list(dict.fromkeys(m.recipe for m in missing))  # a net recipe trains once for all its checkpoints
     done, total = 0, len(missing)
-    if progress:
-        verb = f"adapting ({adapt.label})" if adapt else "predicting"
-        progress(f"{dataset}: training and {verb} {total} models", 0, total)
-    label = f"bench-{config.name}-{dataset}" + (f"-{adapt.label}" if adapt else "")
     weights = store.path / "weights"
+    if progress:
+        nets = [m for m in missing if isinstance(m.recipe, NetRecipe)]
+        saved = all(_weights_path(weights, dataset, m.recipe, m.name).is_file() for m in nets)  # type: ignore[arg-type]
+        verb = f"adapting ({adapt.label})" if adapt else "predicting"
+        progress(f"{dataset}: {verb if saved and adapt else f'training and {verb}'} {total} models", 0, total)
+    label = f"bench-{config.name}-{dataset}" + (f"-{adapt.label}" if adapt else "")
     for trained in _run_tasks(config.name, dataset, tasks, jobs, adapt, weights):
         for name, probs, seconds in trained:
             if name not in wanted:
@@ -238,10 +240,7 @@ def _networks(recipe: NetRecipe, dataset: str, train: Split, folder: Path | None
 
     if folder is None:
         return list(train_net(recipe, train))
-    paths = {
-        recipe.name(epoch): folder / f"{_member(dataset, recipe, recipe.name(epoch), True, None).fingerprint}.pt"
-        for epoch in recipe.checkpoints
-    }
+    paths = {recipe.name(e): _weights_path(folder, dataset, recipe, recipe.name(e)) for e in recipe.checkpoints}
     if all(p.is_file() for p in paths.values()):
         try:
             side = train.images.shape[1]
@@ -258,6 +257,11 @@ def _networks(recipe: NetRecipe, dataset: str, train: Split, folder: Path | None
         with atomic_write(paths[model.name]) as handle:
             torch.save(model.module.state_dict(), handle)
     return models
+
+
+def _weights_path(folder: Path, dataset: str, recipe: NetRecipe, name: str) -> Path:
+    """Where a network checkpoint's state dict is kept: named by its unadapted fingerprint."""
+    return folder / f"{_member(dataset, recipe, name, True, None).fingerprint}.pt"
 
 
 def _adapted_probs(adapted: Adapted, images: np.ndarray) -> np.ndarray:
