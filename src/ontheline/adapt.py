@@ -207,7 +207,7 @@ class AdaptedModel:
         self.name = f"{model.name}@{self.config.label}"
 
     def fingerprint(self) -> str:
-        parts = [self.base.fingerprint(), repr(self.config), _source_fingerprint()]
+        parts = [self.base.fingerprint(), repr(self.config), source_fingerprint()]
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
     def predict_proba(self, inputs: Any) -> np.ndarray:
@@ -216,7 +216,7 @@ class AdaptedModel:
 
 
 @cache
-def _source_fingerprint() -> str:
+def source_fingerprint() -> str:
     return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 

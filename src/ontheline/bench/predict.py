@@ -27,7 +27,7 @@ import numpy as np
 
 from ontheline._io import atomic_write
 from ontheline._progress import Progress
-from ontheline.adapt import AdaptConfig, Adapted
+from ontheline.adapt import AdaptConfig, Adapted, source_fingerprint
 from ontheline.bench.config import CONFIGS, SPLIT_FRACTIONS, SPLIT_SEED, BenchConfig
 from ontheline.bench.data import DatasetSplits, Split, make_splits, natural_labels, natural_shift
 from ontheline.bench.zoo import (
@@ -85,15 +85,8 @@ def zoo_members(config: BenchConfig, dataset: str, adapt: AdaptConfig | None = N
 def _member(dataset: str, recipe: Recipe, name: str, neural: bool, adapt: AdaptConfig | None) -> _Member:
     parts = [_code_fingerprint(), dataset, SPLIT_SEED, SPLIT_FRACTIONS, repr(recipe), name]
     if adapt is not None:
-        parts += [repr(adapt), _adapt_fingerprint()]
+        parts += [repr(adapt), source_fingerprint()]
     return _Member(recipe, name, neural, hashlib.sha256(json.dumps(parts).encode()).hexdigest())
-
-
-@cache
-def _adapt_fingerprint() -> str:
-    from ontheline import adapt
-
-    return hashlib.sha256(Path(adapt.__file__).read_bytes()).hexdigest()
 
 
 @cache
