@@ -10,7 +10,10 @@ from ontheline.mcr2 import (  # noqa: E402
     VariationalMCR2,
     class_moments,
     compression_rate,
+    dictionary_penalty,
+    optimal_codes,
     rate_reduction,
+    variational_compression,
     variational_objective,
 )
 
@@ -75,13 +78,68 @@ def test_gradients_match_finite_differences():
     )
 
 
-def test_the_dictionary_update_keeps_unit_columns_and_non_negative_codes():
+def test_class_moments_equal_a_loop_over_classes_with_an_empty_class():
+    z, _ = _features(m=17, d=5)
+    labels = torch.tensor([3, 0, 3, 1, 0, 0, 3, 1, 3, 3, 0, 1, 1, 0, 3, 0, 3])  # class 2 has no samples
+    moments, counts = class_moments(z, labels, 4)
+    for j in range(4):
+        zj = z[labels == j]
+        torch.testing.assert_close(moments[j], zj.T @ zj)
+        assert counts[j] == len(zj)
+
+
+@pytest.mark.parametrize("method", ["ritz", "gradient"])
+def test_the_dictionary_update_keeps_unit_columns_and_non_negative_codes(method):
     z, labels = _features()
     vm = VariationalMCR2(dim=6, n_classes=3, atoms=2)
     for _ in range(20):
-        vm.update_dictionary(z, labels, steps=2)
+        vm.update_dictionary(z, labels, steps=2, method=method)
     torch.testing.assert_close(vm.gamma.norm(dim=1), torch.ones(3, 2, dtype=torch.float64))
     assert (vm.codes >= 0).all()
+
+
+def test_optimal_codes_match_a_grid_search():
+    rayleigh = torch.tensor([0.0, 0.05, 0.3, 0.6, 1.0, 2.5, 7.0, 40.0], dtype=torch.float64)
+    grid = torch.linspace(0, 45, 450_001, dtype=torch.float64)
+    for mu in (0.05, 0.3, 1.0, 10.0):
+        codes = optimal_codes(rayleigh, mu)
+        for r, a in zip(rayleigh, codes):
+            scores = -0.5 * torch.log1p(grid) - mu / 2 * (r - grid) ** 2
+            best = grid[scores.argmax()]
+            assert float(a) == pytest.approx(float(best), abs=2e-4), (mu, float(r))
+
+
+def _dictionary_objective(vm, scaled, weights):
+    return float(-variational_compression(vm.codes, weights) - dictionary_penalty(scaled, weights, vm.gamma, vm.codes,
+                                                                                  vm.mu))  # fmt: skip
+
+
+def test_ritz_updates_never_decrease_the_dictionary_objective_and_reach_the_latched_optimum():
+    z, labels = _features(m=90, d=8, k=3, seed=1)
+    vm = VariationalMCR2(dim=8, n_classes=3, atoms=3, mu=2.0, seed=4)
+    scaled, weights = vm.scaled_moments(z, labels)
+    history = [_dictionary_objective(vm, scaled, weights)]
+    for _ in range(60):
+        vm.update_dictionary(z, labels)
+        history.append(_dictionary_objective(vm, scaled, weights))
+    assert all(b >= a - 1e-10 for a, b in zip(history, history[1:]))
+    # the global optimum for fixed features: the top eigenvectors, each with its optimal code
+    best = VariationalMCR2(dim=8, n_classes=3, atoms=3, mu=2.0)
+    best.latch(z, labels)
+    best.codes.copy_(optimal_codes(best.codes, best.mu))
+    assert history[-1] == pytest.approx(_dictionary_objective(best, scaled, weights), abs=1e-8)
+
+
+def test_a_training_step_returns_the_objective_after_updating_the_dictionary():
+    z, labels = _features()
+    z.requires_grad_(True)
+    vm = VariationalMCR2(dim=6, n_classes=3, atoms=2, mu=3.0)
+    value = vm.step(z, labels, latch=True, dictionary_steps=2)
+    assert float(value.detach()) == pytest.approx(float(vm.objective(z, labels).detach()), abs=1e-12)
+    value.backward()
+    assert z.grad is not None and torch.isfinite(z.grad).all()
+    with pytest.raises(ValueError, match="method must be one of"):
+        vm.step(z, labels, method="newton")
 
 
 def _digits_tasks():

@@ -77,7 +77,7 @@ def test_symmetric_noise_flips_exactly_the_rate_to_other_classes_and_is_seeded()
     assert (again == noisy).all() and (mask_again == mask).all()
 
 
-def test_vmcr2_miniature_reports_the_documented_keys():
+def test_vmcr2_miniature_reports_the_documented_keys(tmp_path):
     from ontheline.repro import vmcr2
 
     result = vmcr2.run(steps=3, timing_steps=2)
@@ -85,7 +85,14 @@ def test_vmcr2_miniature_reports_the_documented_keys():
     for method in ("mcr2", "vmcr2"):
         assert len(result["step_seconds"][method]) == 3 and all(s > 0 for s in result["step_seconds"][method])
         assert result["delta_r"][method] > 0 and 0 <= result["accuracy"][method] <= 1
+    assert set(result["digits"]) == {"mcr2", *vmcr2.VARIANTS}
+    assert set(result["timing"]) == {"32", "128"} and result["timing"]["32"]["step_seconds"] == result["step_seconds"]
+    assert set(result["goals"]["speedup_at_100_classes_by_dim"]) == {"32", "128"}
     assert "speed-up at 100 classes" in vmcr2.text(result)
+    pytest.importorskip("matplotlib", reason="the plot extra, which make test installs")
+    paths = vmcr2.figures(result, tmp_path)
+    assert [p.name for p in paths] == ["vmcr2-step-time.png", "vmcr2-step-time.svg"]
+    assert all(p.stat().st_size > 1000 for p in paths)
 
 
 def test_incremental_miniature_grows_exactly_the_joint_network_and_the_mlp_forgets():

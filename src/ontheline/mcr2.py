@@ -11,8 +11,9 @@ quantisation error epsilon^2.
   ``sum_i f(lambda_i(S)) = min_U sum_i f((U^T S U)_ii)`` over orthonormal ``U``, so
   ``logdet(I + S) <= sum_l log(1 + (U^T S U)_ll)`` with equality in the eigenbasis. Each
   class keeps ``atoms`` unit columns ``Gamma_j`` and non-negative codes ``A_j``, tied to its
-  scaled second moment ``alpha_j Z_j^T Z_j`` by a Frobenius penalty, updated by projected
-  gradient ascent and reset ("latched") from eigendecompositions now and then.
+  scaled second moment ``alpha_j Z_j^T Z_j`` by a Frobenius penalty, updated by block ascent
+  (Rayleigh-Ritz atoms, exact codes) or the paper's projected gradient steps, and reset
+  ("latched") from eigendecompositions now and then.
 - ReduNet (Chan, Yu, You, Qi, Wright, Ma; 2022): each layer is a gradient-ascent step on
   ``R - R_c`` whose operators ``E`` and ``C_j`` are computed from the data, no backprop.
   Built here with a per-class scalar normalisation, every layer depends on the data only
@@ -34,32 +35,41 @@ def logdet_pd(matrix: torch.Tensor) -> torch.Tensor:
 
 def coding_rate(z: torch.Tensor, eps2: float = 0.5) -> torch.Tensor:
     """``R(Z) = 1/2 logdet(I + d/(m eps2) Z^T Z)`` for rows ``Z`` ``(m, d)``."""
-    m, d = z.shape
-    eye = torch.eye(d, dtype=z.dtype)
-    return 0.5 * logdet_pd(eye + (d / (m * eps2)) * z.T @ z)
+    return rate_of_moments(z.T @ z, torch.tensor(float(len(z)), dtype=z.dtype), eps2)
+
+
+def rate_of_moments(moments: torch.Tensor, counts: torch.Tensor, eps2: float) -> torch.Tensor:
+    """``1/2 logdet(I + d/(m eps2) M)`` for second moments ``M`` ``(..., d, d)`` of ``counts`` ``(...)`` rows each."""
+    d = moments.shape[-1]
+    alpha = d / (counts.clamp(min=1) * eps2)
+    return 0.5 * logdet_pd(torch.eye(d, dtype=moments.dtype) + alpha[..., None, None] * moments)
 
 
 def class_moments(z: torch.Tensor, labels: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each class's second moment ``Z_j^T Z_j`` ``(k, d, d)`` and count ``(k,)``."""
-    d = z.shape[1]
-    outer = (z[:, :, None] * z[:, None, :]).reshape(len(z), d * d)
-    moments = torch.zeros(n_classes, d * d, dtype=z.dtype).index_add(0, labels, outer).reshape(n_classes, d, d)
-    counts = torch.bincount(labels, minlength=n_classes).to(z.dtype)
-    return moments, counts
+    """Each class's second moment ``Z_j^T Z_j`` ``(k, d, d)`` and count ``(k,)``.
+
+    The rows are grouped by class into a zero-padded ``(k, max m_j, d)`` block, so the k moments
+    are one batched product (an outer product per sample is several times slower).
+    """
+    counts = torch.bincount(labels, minlength=n_classes)
+    order = torch.argsort(labels, stable=True)
+    grouped = labels[order]
+    rank_in_class = torch.arange(len(labels)) - (torch.cumsum(counts, 0) - counts)[grouped]
+    blocks = z.new_zeros(n_classes, int(counts.max()), z.shape[1]).index_put((grouped, rank_in_class), z[order])
+    return blocks.mT @ blocks, counts.to(z.dtype)
 
 
 def compression_rate(z: torch.Tensor, labels: torch.Tensor, n_classes: int, eps2: float = 0.5) -> torch.Tensor:
     """``R_c = sum_j m_j/(2m) logdet(I + d/(m_j eps2) Z_j^T Z_j)`` (classes without samples add 0)."""
-    m, d = z.shape
     moments, counts = class_moments(z, labels, n_classes)
-    alpha = d / (counts.clamp(min=1) * eps2)
-    eye = torch.eye(d, dtype=z.dtype)
-    return (counts / (2 * m) * logdet_pd(eye + alpha[:, None, None] * moments)).sum()
+    return (counts / len(z) * rate_of_moments(moments, counts, eps2)).sum()
 
 
 def rate_reduction(z: torch.Tensor, labels: torch.Tensor, n_classes: int, eps2: float = 0.5) -> torch.Tensor:
-    """``Delta R = R(Z) - R_c(Z)``: what MCR² maximises."""
-    return coding_rate(z, eps2) - compression_rate(z, labels, n_classes, eps2)
+    """``Delta R = R(Z) - R_c(Z)``: what MCR² maximises. ``Z^T Z`` is the sum of the class moments, computed once."""
+    moments, counts = class_moments(z, labels, n_classes)
+    compression = (counts / len(z) * rate_of_moments(moments, counts, eps2)).sum()
+    return rate_of_moments(moments.sum(0), counts.sum(), eps2) - compression
 
 
 def mcr2_loss(z: torch.Tensor, labels: torch.Tensor, n_classes: int, eps2: float = 0.5) -> torch.Tensor:
@@ -67,24 +77,44 @@ def mcr2_loss(z: torch.Tensor, labels: torch.Tensor, n_classes: int, eps2: float
     return -rate_reduction(z, labels, n_classes, eps2)
 
 
+DICTIONARY_METHODS = ("ritz", "gradient")
+
+
 class VariationalMCR2(torch.nn.Module):
-    """The V-MCR² objective with its dictionary ``gamma`` ``(k, d, s)`` and codes ``codes`` ``(k, s)``.
+    """The V-MCR² objective with its dictionary: atoms ``gamma`` ``(k, d, s)`` and codes ``codes`` ``(k, s)``.
 
     ``objective(Z, labels)`` = ``R(Z) - sum_j gamma_j/2 sum_l log(1 + A_jl)
     - mu/2 sum_j gamma_j ||alpha_j Z_j^T Z_j - Gamma_j diag(A_j) Gamma_j^T||_F^2``, with
     ``gamma_j = m_j / m``: one log-det (of ``d x d``) instead of ``k + 1``. The encoder ascends it
-    through ``R`` and the penalty; ``update_dictionary`` takes one projected ascent step on the
-    dictionary (unit columns, non-negative codes); ``latch`` resets both from eigendecompositions.
+    through ``R`` and the penalty; the dictionary ascends it with the features held fixed
+    (``update_dictionary``), and ``latch`` resets it from eigendecompositions. ``step`` does one
+    training step's share: the class moments once, the dictionary on them, the objective.
+
+    Dictionary updates (``method``):
+
+    - ``"ritz"`` (default): block-coordinate ascent. Atoms: the top Ritz vectors of each class's
+      moment in ``span[Gamma_j, S_j Gamma_j]`` (orthonormal, so unit columns; the span holds the
+      old atoms, so the objective never decreases); codes: their exact maximiser given the atoms
+      (non-negative). It tracks the class eigenvectors between latches, so the encoder sees the
+      gradient of the variational bound rather than a pull back to a stale dictionary.
+    - ``"gradient"``: projected gradient ascent with inverse-Lipschitz step sizes, as in the
+      paper. Atoms whose code reaches 0 get no gradient and never move, so new directions of the
+      features wait for the next latch (see ``docs/mcr2.md`` for what that costs).
     """
+
+    gamma: torch.Tensor
+    codes: torch.Tensor
 
     def __init__(self, dim: int, n_classes: int, atoms: int, *, eps2: float = 0.5, mu: float = 1.0, seed: int = 0):
         super().__init__()
         if not 1 <= atoms <= dim:
             raise ValueError(f"atoms must be in [1, dim={dim}]; got {atoms}.")
+        if mu <= 0:
+            raise ValueError(f"mu must be positive; got {mu}.")
         generator = torch.Generator().manual_seed(seed)
-        gamma = torch.randn(n_classes, dim, atoms, generator=generator, dtype=torch.float64)
-        self.gamma = torch.nn.Parameter(gamma / gamma.norm(dim=1, keepdim=True))
-        self.codes = torch.nn.Parameter(torch.ones(n_classes, atoms, dtype=torch.float64))
+        gamma = torch.linalg.qr(torch.randn(n_classes, dim, atoms, generator=generator, dtype=torch.float64))[0]
+        self.register_buffer("gamma", gamma)
+        self.register_buffer("codes", torch.ones(n_classes, atoms, dtype=torch.float64))
         self.n_classes, self.eps2, self.mu = n_classes, eps2, mu
 
     def scaled_moments(self, z: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,44 +130,61 @@ class VariationalMCR2(torch.nn.Module):
     def objective(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return variational_objective(z, labels, self.gamma, self.codes, self.n_classes, self.eps2, self.mu)
 
-    @torch.no_grad()
+    def step(
+        self, z: torch.Tensor, labels: torch.Tensor, *, latch: bool = False, dictionary_steps: int = 1,
+        method: str = "ritz",
+    ) -> torch.Tensor:  # fmt: skip
+        """One training step: latch (if asked) and update the dictionary on this batch's class moments, then
+        return the objective for the encoder to ascend. The moments are computed once for both."""
+        moments, counts = class_moments(z, labels, self.n_classes)
+        scaled, weights = scale_moments(moments, counts, self.eps2)
+        if latch:
+            self._latch(scaled.detach())
+        self._update(scaled.detach(), weights, dictionary_steps, method)
+        rate = rate_of_moments(moments.sum(0), counts.sum(), self.eps2)  # Z^T Z from the class moments
+        return rate - self.compression(weights) - self.penalty(scaled, weights)
+
     def latch(self, z: torch.Tensor, labels: torch.Tensor) -> None:
         """``Gamma_j`` <- the top eigenvectors of ``alpha_j Z_j^T Z_j``, ``A_j`` <- their eigenvalues."""
-        scaled, _ = self.scaled_moments(z.detach(), labels)
+        self._latch(self.scaled_moments(z.detach(), labels)[0])
+
+    def update_dictionary(self, z: torch.Tensor, labels: torch.Tensor, steps: int = 1, method: str = "ritz") -> None:
+        """``steps`` ascent steps on the dictionary with the features held fixed (``method``: see the class)."""
+        scaled, weights = self.scaled_moments(z.detach(), labels)
+        self._update(scaled, weights, steps, method)
+
+    @torch.no_grad()
+    def _latch(self, scaled: torch.Tensor) -> None:
         values, vectors = torch.linalg.eigh(scaled)  # ascending
         s = self.codes.shape[1]
         self.gamma.copy_(vectors[:, :, -s:].flip(-1))
         self.codes.copy_(values[:, -s:].flip(-1).clamp(min=0))
 
-    def update_dictionary(self, z: torch.Tensor, labels: torch.Tensor, steps: int = 1) -> None:
-        """Projected gradient ascent on the dictionary and codes (features held fixed).
-
-        Step sizes are the inverse Lipschitz bounds of each block's gradient: ``1 / (mu w_j)`` for
-        class j's codes and ``1 / (mu w_j max_l A_jl^2)`` for its atoms (``w_j = m_j / m``).
-        """
-        scaled, weights = self.scaled_moments(z.detach(), labels)
-        weights = weights.clamp(min=1e-12)
+    @torch.no_grad()
+    def _update(self, scaled: torch.Tensor, weights: torch.Tensor, steps: int, method: str) -> None:
+        if method not in DICTIONARY_METHODS:
+            raise ValueError(f"method must be one of {DICTIONARY_METHODS}; got {method!r}.")
+        gamma, codes = self.gamma, self.codes
         for _ in range(steps):
-            gamma, codes = self.gamma.detach().requires_grad_(True), self.codes.detach().requires_grad_(True)
-            penalty = dictionary_penalty(scaled, weights, gamma, codes, self.mu)
-            objective = -variational_compression(codes, weights) - penalty
-            grad_gamma, grad_codes = torch.autograd.grad(objective, [gamma, codes])
-            with torch.no_grad():
-                lipschitz = self.mu * weights
-                new_codes = (codes + grad_codes / lipschitz[:, None]).clamp(min=0)
-                step = 1 / (lipschitz * codes.pow(2).amax(1).clamp(min=1e-6))
-                new_gamma = gamma + grad_gamma * step[:, None, None]
-                self.gamma.copy_(new_gamma / new_gamma.norm(dim=1, keepdim=True).clamp(min=1e-12))
-                self.codes.copy_(new_codes)
+            if method == "ritz":
+                gamma, rayleigh = ritz_atoms(scaled, gamma)
+                codes = optimal_codes(rayleigh, self.mu)
+            else:
+                gamma, codes = gradient_dictionary_step(scaled, weights, gamma, codes, self.mu)
+        self.gamma.copy_(gamma)
+        self.codes.copy_(codes)
 
 
 def scaled_moments(
     z: torch.Tensor, labels: torch.Tensor, n_classes: int, eps2: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``alpha_j Z_j^T Z_j`` per class (``alpha_j = d / (m_j eps2)``), and the class weights ``m_j / m``."""
-    moments, counts = class_moments(z, labels, n_classes)
-    alpha = z.shape[1] / (counts.clamp(min=1) * eps2)
-    return alpha[:, None, None] * moments, counts / z.shape[0]
+    return scale_moments(*class_moments(z, labels, n_classes), eps2)
+
+
+def scale_moments(moments: torch.Tensor, counts: torch.Tensor, eps2: float) -> tuple[torch.Tensor, torch.Tensor]:
+    alpha = moments.shape[-1] / (counts.clamp(min=1) * eps2)
+    return alpha[:, None, None] * moments, counts / counts.sum()
 
 
 def variational_compression(codes: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -149,7 +196,7 @@ def dictionary_penalty(
     scaled: torch.Tensor, weights: torch.Tensor, gamma: torch.Tensor, codes: torch.Tensor, mu: float
 ) -> torch.Tensor:
     """``mu/2 sum_j weights_j ||scaled_j - Gamma_j diag(A_j) Gamma_j^T||_F^2``."""
-    approx = torch.einsum("kds,ks,kes->kde", gamma, codes, gamma)
+    approx = (gamma * codes[:, None, :]) @ gamma.mT
     return mu / 2 * (weights * (scaled - approx).pow(2).sum((1, 2))).sum()
 
 
@@ -164,6 +211,55 @@ def variational_objective(
         - variational_compression(codes, weights)
         - dictionary_penalty(scaled, weights, gamma, codes, mu)
     )
+
+
+def ritz_atoms(scaled: torch.Tensor, gamma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each class's top ``s`` Ritz pairs of ``scaled_j`` in ``span[Gamma_j, scaled_j Gamma_j]``, descending.
+
+    One step of block subspace iteration with Rayleigh-Ritz: orthonormal atoms and their
+    Rayleigh quotients. The span contains the old atoms, so for codes sorted in decreasing
+    order ``sum_l A_l gamma_l^T S gamma_l`` cannot decrease; repeated steps converge to the top
+    eigenvectors, where latching puts the atoms.
+    """
+    s = gamma.shape[-1]
+    basis = torch.linalg.qr(torch.cat([gamma, scaled @ gamma], dim=-1))[0]
+    values, vectors = torch.linalg.eigh(basis.mT @ scaled @ basis)  # ascending
+    return basis @ vectors[..., -s:].flip(-1), values[..., -s:].flip(-1)
+
+
+def optimal_codes(rayleigh: torch.Tensor, mu: float) -> torch.Tensor:
+    """The code maximising ``-1/2 log(1 + A) - mu/2 (r - A)^2`` over ``A >= 0``, for each Rayleigh quotient ``r``.
+
+    With orthonormal atoms the penalty splits into ``mu/2 sum_l (r_l - A_l)^2`` plus terms free of
+    the codes, so each code is a scalar problem. Its stationary points solve
+    ``A^2 + (1 - r) A + 1/(2 mu) - r = 0``; the larger root is the only interior maximum, so the
+    answer is that root or the boundary 0, whichever scores higher.
+    """
+
+    def score(a: torch.Tensor) -> torch.Tensor:
+        return -0.5 * torch.log1p(a) - mu / 2 * (rayleigh - a) ** 2
+
+    root = ((rayleigh - 1 + ((1 + rayleigh) ** 2 - 2 / mu).clamp(min=0).sqrt()) / 2).clamp(min=0)
+    return torch.where(score(root) >= score(torch.zeros_like(root)), root, torch.zeros_like(root))
+
+
+def gradient_dictionary_step(
+    scaled: torch.Tensor, weights: torch.Tensor, gamma: torch.Tensor, codes: torch.Tensor, mu: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One projected gradient ascent step on the atoms (back to unit columns) and codes (clipped at 0).
+
+    Step sizes are the inverse Lipschitz bounds of each block's gradient: ``1 / (mu w_j)`` for
+    class j's codes and ``1 / (mu w_j max_l A_jl^2)`` for its atoms (``w_j = m_j / m``).
+    """
+    weights = weights.clamp(min=1e-12)
+    with torch.enable_grad():
+        gamma, codes = gamma.detach().requires_grad_(True), codes.detach().requires_grad_(True)
+        objective = -variational_compression(codes, weights) - dictionary_penalty(scaled, weights, gamma, codes, mu)
+        grad_gamma, grad_codes = torch.autograd.grad(objective, [gamma, codes])
+    lipschitz = mu * weights
+    new_codes = (codes + grad_codes / lipschitz[:, None]).clamp(min=0)
+    new_gamma = gamma + grad_gamma / (lipschitz * codes.pow(2).amax(1).clamp(min=1e-6))[:, None, None]
+    return new_gamma.detach() / new_gamma.norm(dim=1, keepdim=True).clamp(min=1e-12), new_codes.detach()
 
 
 # --- ReduNet ---------------------------------------------------------------------------------
