@@ -73,19 +73,18 @@ def run(
     def seconds(d: int) -> dict[str, list[float]]:
         return {m: [timing[d][k][m]["step_seconds"] for k in CLASSES] for m in ("mcr2", "vmcr2")}
 
+    def reached(d: int) -> dict[str, list[float]]:
+        return {m: [timing[d][k][m]["delta_r"] for k in CLASSES] for m in ("mcr2", "vmcr2")}
+
+    setup = {"steps": steps, "timing_steps": timing_steps, "eps2": EPS2, "atoms": ATOMS, "mu": MU, "dim": DIM}
     result = {
         "classes": list(CLASSES),
         "step_seconds": seconds(DIM),
         "delta_r": {m: digits[m]["delta_r"] for m in ("mcr2", "vmcr2")},
         "accuracy": {m: digits[m]["accuracy"] for m in ("mcr2", "vmcr2")},
         "digits": digits,
-        "timing": {
-            str(d): {"step_seconds": seconds(d), "delta_r": {m: [timing[d][k][m]["delta_r"] for k in CLASSES]
-                                                              for m in ("mcr2", "vmcr2")}}
-            for d in DIMS
-        },  # fmt: skip
-        "setup": {"steps": steps, "timing_steps": timing_steps, "eps2": EPS2, "atoms": ATOMS, "mu": MU, "dim": DIM,
-                  "latch_every": LATCH_EVERY, "variants": {k: list(v) for k, v in VARIANTS.items()}},  # fmt: skip
+        "timing": {str(d): {"step_seconds": seconds(d), "delta_r": reached(d)} for d in DIMS},
+        "setup": {**setup, "latch_every": LATCH_EVERY, "variants": {k: list(v) for k, v in VARIANTS.items()}},
     }
     result["goals"] = {
         "delta_r_share": result["delta_r"]["vmcr2"] / result["delta_r"]["mcr2"],
