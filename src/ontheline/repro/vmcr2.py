@@ -203,13 +203,13 @@ def text(result: dict[str, Any]) -> str:
     steps = result["setup"]["steps"]
     lines = [f"Digits (k = 10, d = {result['setup']['dim']}, {steps} steps): true rate reduction of the learned "
              "features and nearest-subspace test accuracy", ""]  # fmt: skip
-    lines.append(f"  {'':<15} {'dictionary updates':<27} {'Delta R':>8} {'share':>6} {'accuracy':>9}")
+    lines.append(f"  {'':<15} {'dictionary updates':<30} {'Delta R':>8} {'share':>6} {'accuracy':>9}")
     variants = {"mcr2": None, **result["setup"]["variants"]}
     for name, spec in variants.items():
         v = result["digits"][name]
         how = "(exact log-dets)" if spec is None else f"{spec[0]}, mu {spec[1]:g}, {spec[2]} per step"
         share = v["delta_r"] / result["digits"]["mcr2"]["delta_r"]
-        lines.append(f"  {name:<15} {how:<27} {v['delta_r']:>8.3f} {share:>6.1%} {v['accuracy']:>9.3f}")
+        lines.append(f"  {name:<15} {how:<30} {v['delta_r']:>8.3f} {share:>6.1%} {v['accuracy']:>9.3f}")
     timing_steps = result["setup"]["timing_steps"]
     lines += ["", f"Union of subspaces: mean seconds per step over {timing_steps} steps (latches included)", ""]
     lines.append(f"  {'d':>4} {'classes':>7} {'MCR2 s/step':>12} {'V-MCR2 s/step':>14} {'speed-up':>9}")
