@@ -36,12 +36,15 @@ def _slow_delta_r(z, labels, k, eps2):
     return rate - compression
 
 
-def test_rate_reduction_equals_the_class_by_class_reference():
+@pytest.mark.parametrize("d", [6, 30])  # classes of 20 rows: d x d log-dets, then Gram-matrix (Sylvester) ones
+def test_rate_reduction_equals_the_class_by_class_reference(d):
     for seed in range(5):
-        z, labels = _features(seed=seed)
+        z, labels = _features(d=d, seed=seed)
         assert float(rate_reduction(z, labels, 3, eps2=0.5)) == pytest.approx(
             _slow_delta_r(z, labels, 3, 0.5), abs=1e-10
         )
+    uneven = torch.tensor([0] * 25 + [1] * 10 + [2] * 25)  # padded blocks of 25 rows; class 1 fills 10
+    assert float(rate_reduction(z, uneven, 3, eps2=0.5)) == pytest.approx(_slow_delta_r(z, uneven, 3, 0.5), abs=1e-10)
 
 
 def test_the_variational_bound_holds_for_any_basis_and_is_tight_in_the_eigenbasis():
@@ -71,6 +74,8 @@ def test_gradients_match_finite_differences():
     z, labels = _features(m=12, d=4, k=2)
     z.requires_grad_(True)
     assert torch.autograd.gradcheck(lambda x: rate_reduction(x, labels, 2, 0.5), (z,))
+    wide, wide_labels = _features(m=8, d=10, k=2)  # 4 rows per class < 10 dimensions: the Gram-matrix path
+    assert torch.autograd.gradcheck(lambda x: rate_reduction(x, wide_labels, 2, 0.5), (wide.requires_grad_(True),))
     vm = VariationalMCR2(dim=4, n_classes=2, atoms=2, eps2=0.5, mu=0.3)
     gamma, codes = vm.gamma.detach().clone().requires_grad_(True), (vm.codes.detach() + 0.5).requires_grad_(True)
     assert torch.autograd.gradcheck(

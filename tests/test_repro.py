@@ -86,8 +86,9 @@ def test_vmcr2_miniature_reports_the_documented_keys(tmp_path):
         assert len(result["step_seconds"][method]) == 3 and all(s > 0 for s in result["step_seconds"][method])
         assert result["delta_r"][method] > 0 and 0 <= result["accuracy"][method] <= 1
     assert set(result["digits"]) == {"mcr2", *vmcr2.VARIANTS}
-    assert set(result["timing"]) == {"32", "128"} and result["timing"]["32"]["step_seconds"] == result["step_seconds"]
-    assert set(result["goals"]["speedup_at_100_classes_by_dim"]) == {"32", "128"}
+    settings = [(t["dim"], t["per_class"]) for t in result["timing"]]
+    assert settings == list(vmcr2.TIMING) and result["timing"][0]["step_seconds"] == result["step_seconds"]
+    assert [(g["dim"], g["per_class"]) for g in result["goals"]["speedup_at_100_classes_by_setting"]] == settings
     assert "speed-up at 100 classes" in vmcr2.text(result)
     pytest.importorskip("matplotlib", reason="the plot extra, which make test installs")
     paths = vmcr2.figures(result, tmp_path)

@@ -35,41 +35,55 @@ def logdet_pd(matrix: torch.Tensor) -> torch.Tensor:
 
 def coding_rate(z: torch.Tensor, eps2: float = 0.5) -> torch.Tensor:
     """``R(Z) = 1/2 logdet(I + d/(m eps2) Z^T Z)`` for rows ``Z`` ``(m, d)``."""
-    return rate_of_moments(z.T @ z, torch.tensor(float(len(z)), dtype=z.dtype), eps2)
+    m, d = z.shape
+    return rate_of_moments(smaller_moment(z), torch.tensor(float(m), dtype=z.dtype), eps2, d)
 
 
-def rate_of_moments(moments: torch.Tensor, counts: torch.Tensor, eps2: float) -> torch.Tensor:
-    """``1/2 logdet(I + d/(m eps2) M)`` for second moments ``M`` ``(..., d, d)`` of ``counts`` ``(...)`` rows each."""
-    d = moments.shape[-1]
-    alpha = d / (counts.clamp(min=1) * eps2)
-    return 0.5 * logdet_pd(torch.eye(d, dtype=moments.dtype) + alpha[..., None, None] * moments)
+def rate_of_moments(moments: torch.Tensor, counts: torch.Tensor, eps2: float, dim: int | None = None) -> torch.Tensor:
+    """``1/2 logdet(I + d/(m eps2) M)`` for second moments ``M`` ``(..., n, n)`` of ``counts`` ``(...)`` rows each.
 
-
-def class_moments(z: torch.Tensor, labels: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each class's second moment ``Z_j^T Z_j`` ``(k, d, d)`` and count ``(k,)``.
-
-    The rows are grouped by class into a zero-padded ``(k, max m_j, d)`` block, so the k moments
-    are one batched product (an outer product per sample is several times slower).
+    ``M`` is ``Z^T Z`` (``n = d``) or, by Sylvester's identity, the Gram matrix ``Z Z^T`` (``n = m``,
+    zero-padded rows allowed); ``dim`` is the feature dimension ``d`` (default ``n``).
     """
+    n = moments.shape[-1]
+    alpha = (dim or n) / (counts.clamp(min=1) * eps2)
+    return 0.5 * logdet_pd(torch.eye(n, dtype=moments.dtype) + alpha[..., None, None] * moments)
+
+
+def smaller_moment(rows: torch.Tensor) -> torch.Tensor:
+    """``Z^T Z`` or ``Z Z^T`` for rows ``(..., m, d)``, whichever is smaller: ``logdet(I + a .)`` is the same for both."""
+    return rows @ rows.mT if rows.shape[-2] < rows.shape[-1] else rows.mT @ rows
+
+
+def class_blocks(z: torch.Tensor, labels: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows grouped by class into a zero-padded ``(k, max m_j, d)`` block, and the counts ``(k,)``."""
     counts = torch.bincount(labels, minlength=n_classes)
     order = torch.argsort(labels, stable=True)
     grouped = labels[order]
     rank_in_class = torch.arange(len(labels)) - (torch.cumsum(counts, 0) - counts)[grouped]
     blocks = z.new_zeros(n_classes, int(counts.max()), z.shape[1]).index_put((grouped, rank_in_class), z[order])
-    return blocks.mT @ blocks, counts.to(z.dtype)
+    return blocks, counts.to(z.dtype)
+
+
+def class_moments(z: torch.Tensor, labels: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each class's second moment ``Z_j^T Z_j`` ``(k, d, d)`` and count ``(k,)``: one batched product over the
+    class blocks (an outer product per sample is several times slower)."""
+    blocks, counts = class_blocks(z, labels, n_classes)
+    return blocks.mT @ blocks, counts
 
 
 def compression_rate(z: torch.Tensor, labels: torch.Tensor, n_classes: int, eps2: float = 0.5) -> torch.Tensor:
-    """``R_c = sum_j m_j/(2m) logdet(I + d/(m_j eps2) Z_j^T Z_j)`` (classes without samples add 0)."""
-    moments, counts = class_moments(z, labels, n_classes)
-    return (counts / len(z) * rate_of_moments(moments, counts, eps2)).sum()
+    """``R_c = sum_j m_j/(2m) logdet(I + d/(m_j eps2) Z_j^T Z_j)`` (classes without samples add 0).
+
+    Each log-det is taken on the smaller of ``d x d`` and ``max m_j x max m_j``: ``O(min(d, m_j)^3)``.
+    """
+    blocks, counts = class_blocks(z, labels, n_classes)
+    return (counts / len(z) * rate_of_moments(smaller_moment(blocks), counts, eps2, z.shape[1])).sum()
 
 
 def rate_reduction(z: torch.Tensor, labels: torch.Tensor, n_classes: int, eps2: float = 0.5) -> torch.Tensor:
-    """``Delta R = R(Z) - R_c(Z)``: what MCR² maximises. ``Z^T Z`` is the sum of the class moments, computed once."""
-    moments, counts = class_moments(z, labels, n_classes)
-    compression = (counts / len(z) * rate_of_moments(moments, counts, eps2)).sum()
-    return rate_of_moments(moments.sum(0), counts.sum(), eps2) - compression
+    """``Delta R = R(Z) - R_c(Z)``: what MCR² maximises."""
+    return coding_rate(z, eps2) - compression_rate(z, labels, n_classes, eps2)
 
 
 def mcr2_loss(z: torch.Tensor, labels: torch.Tensor, n_classes: int, eps2: float = 0.5) -> torch.Tensor:
