@@ -6,6 +6,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="the torch extra, which make test installs")
 
 from ontheline.mcr2 import (  # noqa: E402
+    ClassStatistics,
     ReduNet,
     VariationalMCR2,
     class_moments,
@@ -63,10 +64,12 @@ def test_after_latching_with_a_full_dictionary_the_compression_term_is_exact():
     z, labels = _features(d=6)
     vm = VariationalMCR2(dim=6, n_classes=3, atoms=6, eps2=0.5)
     vm.latch(z, labels)
-    scaled, weights = vm.scaled_moments(z, labels)
+    stats = vm.statistics(z, labels)
     with torch.no_grad():
-        assert float(vm.compression(weights)) == pytest.approx(float(compression_rate(z, labels, 3, 0.5)), abs=1e-8)
-        assert float(vm.penalty(scaled, weights)) == pytest.approx(0.0, abs=1e-16)
+        assert float(vm.compression(stats.weights)) == pytest.approx(
+            float(compression_rate(z, labels, 3, 0.5)), abs=1e-8
+        )
+        assert float(vm.penalty(stats)) == pytest.approx(0.0, abs=1e-10)  # ||S||^2 is about 3e3: cancellation only
         assert float(vm.objective(z, labels)) == pytest.approx(float(rate_reduction(z, labels, 3, 0.5)), abs=1e-8)
 
 
@@ -74,12 +77,17 @@ def test_gradients_match_finite_differences():
     z, labels = _features(m=12, d=4, k=2)
     z.requires_grad_(True)
     assert torch.autograd.gradcheck(lambda x: rate_reduction(x, labels, 2, 0.5), (z,))
-    wide, wide_labels = _features(m=8, d=10, k=2)  # 4 rows per class < 10 dimensions: the Gram-matrix path
+    wide, wide_labels = _features(m=8, d=10, k=2)  # 4 rows per class < 10 dimensions: Gram matrices
     assert torch.autograd.gradcheck(lambda x: rate_reduction(x, wide_labels, 2, 0.5), (wide.requires_grad_(True),))
     vm = VariationalMCR2(dim=4, n_classes=2, atoms=2, eps2=0.5, mu=0.3)
     gamma, codes = vm.gamma.detach().clone().requires_grad_(True), (vm.codes.detach() + 0.5).requires_grad_(True)
     assert torch.autograd.gradcheck(
         lambda x, g, a: variational_objective(x, labels, g, a, 2, 0.5, 0.3), (z, gamma, codes)
+    )
+    vm = VariationalMCR2(dim=10, n_classes=2, atoms=3, eps2=0.5, mu=0.3)  # classes of 4 rows: worked on by rows
+    gamma, codes = vm.gamma.detach().clone().requires_grad_(True), (vm.codes.detach() + 0.5).requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda x, g, a: variational_objective(x, wide_labels, g, a, 2, 0.5, 0.3), (wide, gamma, codes)
     )
 
 
@@ -114,25 +122,43 @@ def test_optimal_codes_match_a_grid_search():
             assert float(a) == pytest.approx(float(best), abs=2e-4), (mu, float(r))
 
 
-def _dictionary_objective(vm, scaled, weights):
-    return float(-variational_compression(vm.codes, weights) - dictionary_penalty(scaled, weights, vm.gamma, vm.codes,
-                                                                                  vm.mu))  # fmt: skip
+def _dictionary_objective(vm, stats):
+    return float(
+        -variational_compression(vm.codes, stats.weights) - dictionary_penalty(stats, vm.gamma, vm.codes, vm.mu)
+    )
+
+
+@pytest.mark.parametrize("d", [5, 40])  # classes of 20 rows: the d x d moments, then the Gram matrices
+def test_the_expanded_penalty_equals_the_frobenius_norm_of_the_difference(d):
+    z, labels = _features(m=60, d=d, k=3, seed=2)
+    g = torch.Generator().manual_seed(3)
+    gamma = torch.nn.functional.normalize(torch.randn(3, d, 4, generator=g, dtype=torch.float64), dim=1)
+    codes = torch.rand(3, 4, generator=g, dtype=torch.float64) * 10
+    stats = ClassStatistics.of(z, labels, 3, eps2=0.5)
+    expected = 0.0
+    for j in range(3):
+        zj = z[labels == j]
+        scaled = d / (len(zj) * 0.5) * zj.T @ zj
+        approx = gamma[j] @ torch.diag(codes[j]) @ gamma[j].T
+        expected += len(zj) / 60 * 0.7 / 2 * float((scaled - approx).pow(2).sum())
+    assert float(dictionary_penalty(stats, gamma, codes, 0.7)) == pytest.approx(expected, rel=1e-10)
+    torch.testing.assert_close(stats.apply(gamma), stats.scaled_moments() @ gamma)
 
 
 def test_ritz_updates_never_decrease_the_dictionary_objective_and_reach_the_latched_optimum():
     z, labels = _features(m=90, d=8, k=3, seed=1)
     vm = VariationalMCR2(dim=8, n_classes=3, atoms=3, mu=2.0, seed=4)
-    scaled, weights = vm.scaled_moments(z, labels)
-    history = [_dictionary_objective(vm, scaled, weights)]
+    stats = vm.statistics(z, labels)
+    history = [_dictionary_objective(vm, stats)]
     for _ in range(60):
         vm.update_dictionary(z, labels)
-        history.append(_dictionary_objective(vm, scaled, weights))
+        history.append(_dictionary_objective(vm, stats))
     assert all(b >= a - 1e-10 for a, b in zip(history, history[1:]))
     # the global optimum for fixed features: the top eigenvectors, each with its optimal code
     best = VariationalMCR2(dim=8, n_classes=3, atoms=3, mu=2.0)
     best.latch(z, labels)
     best.codes.copy_(optimal_codes(best.codes, best.mu))
-    assert history[-1] == pytest.approx(_dictionary_objective(best, scaled, weights), abs=1e-8)
+    assert history[-1] == pytest.approx(_dictionary_objective(best, stats), abs=1e-8)
 
 
 def test_a_training_step_returns_the_objective_after_updating_the_dictionary():

@@ -91,6 +91,68 @@ def mcr2_loss(z: torch.Tensor, labels: torch.Tensor, n_classes: int, eps2: float
     return -rate_reduction(z, labels, n_classes, eps2)
 
 
+@dataclass(frozen=True)
+class ClassStatistics:
+    """A batch's rows grouped by class, ``blocks`` ``(k, max m_j, d)`` (zero-padded), with ``counts`` ``(k,)``.
+
+    What V-MCR² needs of the scaled class moments ``S_j = alpha_j Z_j^T Z_j`` (``alpha_j =
+    d / (m_j eps2)``). ``moments`` (``Z_j^T Z_j``) is formed only when the classes have at least
+    ``d`` rows; smaller classes are worked on through their rows (``O(m_j d)`` per vector instead
+    of ``O(d^2)``), so no ``d x d`` matrix per class is formed.
+    """
+
+    blocks: torch.Tensor
+    counts: torch.Tensor
+    eps2: float
+    moments: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, z: torch.Tensor, labels: torch.Tensor, n_classes: int, eps2: float) -> ClassStatistics:
+        blocks, counts = class_blocks(z, labels, n_classes)
+        large = blocks.shape[1] >= blocks.shape[2]
+        return cls(blocks, counts, eps2, blocks.mT @ blocks if large else None)
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.blocks.shape[-1] / (self.counts.clamp(min=1) * self.eps2)
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """``m_j / m``."""
+        return self.counts / self.counts.sum()
+
+    def detach(self) -> ClassStatistics:
+        moments = None if self.moments is None else self.moments.detach()
+        return ClassStatistics(self.blocks.detach(), self.counts, self.eps2, moments)
+
+    def scaled_moments(self) -> torch.Tensor:
+        """``S_j`` ``(k, d, d)``."""
+        moments = self.blocks.mT @ self.blocks if self.moments is None else self.moments
+        return self.alpha[:, None, None] * moments
+
+    def apply(self, vectors: torch.Tensor) -> torch.Tensor:
+        """``S_j V_j`` for ``V`` ``(k, d, s)``."""
+        product = self.blocks.mT @ (self.blocks @ vectors) if self.moments is None else self.moments @ vectors
+        return self.alpha[:, None, None] * product
+
+    def rayleigh(self, vectors: torch.Tensor) -> torch.Tensor:
+        """``v^T S_j v`` for each column ``v`` of ``V_j``: ``(k, s)``."""
+        if self.moments is None:
+            return self.alpha[:, None] * (self.blocks @ vectors).pow(2).sum(1)
+        return self.alpha[:, None] * (vectors * (self.moments @ vectors)).sum(1)
+
+    def squared_norms(self) -> torch.Tensor:
+        """``||S_j||_F^2`` ``(k,)``: ``Z_j^T Z_j`` and the Gram matrix ``Z_j Z_j^T`` have the same Frobenius norm."""
+        smaller = self.blocks @ self.blocks.mT if self.moments is None else self.moments
+        return self.alpha**2 * smaller.pow(2).sum((1, 2))
+
+    def coding_rate(self, z: torch.Tensor) -> torch.Tensor:
+        """``R(Z)``, from the sum of the class moments when they are formed (it is ``Z^T Z``)."""
+        if self.moments is None:
+            return coding_rate(z, self.eps2)
+        return rate_of_moments(self.moments.sum(0), self.counts.sum(), self.eps2)
+
+
 DICTIONARY_METHODS = ("ritz", "gradient")
 
 
@@ -102,7 +164,7 @@ class VariationalMCR2(torch.nn.Module):
     ``gamma_j = m_j / m``: one log-det (of ``d x d``) instead of ``k + 1``. The encoder ascends it
     through ``R`` and the penalty; the dictionary ascends it with the features held fixed
     (``update_dictionary``), and ``latch`` resets it from eigendecompositions. ``step`` does one
-    training step's share: the class moments once, the dictionary on them, the objective.
+    training step's share: the class statistics once, the dictionary on them, the objective.
 
     Dictionary updates (``method``):
 
@@ -131,15 +193,15 @@ class VariationalMCR2(torch.nn.Module):
         self.register_buffer("codes", torch.ones(n_classes, atoms, dtype=torch.float64))
         self.n_classes, self.eps2, self.mu = n_classes, eps2, mu
 
-    def scaled_moments(self, z: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return scaled_moments(z, labels, self.n_classes, self.eps2)
+    def statistics(self, z: torch.Tensor, labels: torch.Tensor) -> ClassStatistics:
+        return ClassStatistics.of(z, labels, self.n_classes, self.eps2)
 
     def compression(self, weights: torch.Tensor) -> torch.Tensor:
         """The variational compression term: scalar logs of the codes."""
         return variational_compression(self.codes, weights)
 
-    def penalty(self, scaled: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        return dictionary_penalty(scaled, weights, self.gamma, self.codes, self.mu)
+    def penalty(self, stats: ClassStatistics) -> torch.Tensor:
+        return dictionary_penalty(stats, self.gamma, self.codes, self.mu)
 
     def objective(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return variational_objective(z, labels, self.gamma, self.codes, self.n_classes, self.eps2, self.mu)
@@ -148,57 +210,42 @@ class VariationalMCR2(torch.nn.Module):
         self, z: torch.Tensor, labels: torch.Tensor, *, latch: bool = False, dictionary_steps: int = 1,
         method: str = "ritz",
     ) -> torch.Tensor:  # fmt: skip
-        """One training step: latch (if asked) and update the dictionary on this batch's class moments, then
-        return the objective for the encoder to ascend. The moments are computed once for both."""
-        moments, counts = class_moments(z, labels, self.n_classes)
-        scaled, weights = scale_moments(moments, counts, self.eps2)
+        """One training step: latch (if asked) and update the dictionary on this batch's class statistics, then
+        return the objective for the encoder to ascend. The statistics are computed once for both."""
+        stats = self.statistics(z, labels)
         if latch:
-            self._latch(scaled.detach())
-        self._update(scaled.detach(), weights, dictionary_steps, method)
-        rate = rate_of_moments(moments.sum(0), counts.sum(), self.eps2)  # Z^T Z from the class moments
-        return rate - self.compression(weights) - self.penalty(scaled, weights)
+            self._latch(stats.detach())
+        self._update(stats.detach(), dictionary_steps, method)
+        return stats.coding_rate(z) - self.compression(stats.weights) - self.penalty(stats)
 
     def latch(self, z: torch.Tensor, labels: torch.Tensor) -> None:
         """``Gamma_j`` <- the top eigenvectors of ``alpha_j Z_j^T Z_j``, ``A_j`` <- their eigenvalues."""
-        self._latch(self.scaled_moments(z.detach(), labels)[0])
+        self._latch(self.statistics(z.detach(), labels))
 
     def update_dictionary(self, z: torch.Tensor, labels: torch.Tensor, steps: int = 1, method: str = "ritz") -> None:
         """``steps`` ascent steps on the dictionary with the features held fixed (``method``: see the class)."""
-        scaled, weights = self.scaled_moments(z.detach(), labels)
-        self._update(scaled, weights, steps, method)
+        self._update(self.statistics(z.detach(), labels), steps, method)
 
     @torch.no_grad()
-    def _latch(self, scaled: torch.Tensor) -> None:
-        values, vectors = torch.linalg.eigh(scaled)  # ascending
+    def _latch(self, stats: ClassStatistics) -> None:
+        values, vectors = torch.linalg.eigh(stats.scaled_moments())  # ascending
         s = self.codes.shape[1]
         self.gamma.copy_(vectors[:, :, -s:].flip(-1))
         self.codes.copy_(values[:, -s:].flip(-1).clamp(min=0))
 
     @torch.no_grad()
-    def _update(self, scaled: torch.Tensor, weights: torch.Tensor, steps: int, method: str) -> None:
+    def _update(self, stats: ClassStatistics, steps: int, method: str) -> None:
         if method not in DICTIONARY_METHODS:
             raise ValueError(f"method must be one of {DICTIONARY_METHODS}; got {method!r}.")
         gamma, codes = self.gamma, self.codes
         for _ in range(steps):
             if method == "ritz":
-                gamma, rayleigh = ritz_atoms(scaled, gamma)
+                gamma, rayleigh = ritz_atoms(stats, gamma)
                 codes = optimal_codes(rayleigh, self.mu)
             else:
-                gamma, codes = gradient_dictionary_step(scaled, weights, gamma, codes, self.mu)
+                gamma, codes = gradient_dictionary_step(stats, gamma, codes, self.mu)
         self.gamma.copy_(gamma)
         self.codes.copy_(codes)
-
-
-def scaled_moments(
-    z: torch.Tensor, labels: torch.Tensor, n_classes: int, eps2: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``alpha_j Z_j^T Z_j`` per class (``alpha_j = d / (m_j eps2)``), and the class weights ``m_j / m``."""
-    return scale_moments(*class_moments(z, labels, n_classes), eps2)
-
-
-def scale_moments(moments: torch.Tensor, counts: torch.Tensor, eps2: float) -> tuple[torch.Tensor, torch.Tensor]:
-    alpha = moments.shape[-1] / (counts.clamp(min=1) * eps2)
-    return alpha[:, None, None] * moments, counts / counts.sum()
 
 
 def variational_compression(codes: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -206,12 +253,15 @@ def variational_compression(codes: torch.Tensor, weights: torch.Tensor) -> torch
     return (weights / 2 * torch.log1p(codes.clamp(min=0)).sum(1)).sum()
 
 
-def dictionary_penalty(
-    scaled: torch.Tensor, weights: torch.Tensor, gamma: torch.Tensor, codes: torch.Tensor, mu: float
-) -> torch.Tensor:
-    """``mu/2 sum_j weights_j ||scaled_j - Gamma_j diag(A_j) Gamma_j^T||_F^2``."""
-    approx = (gamma * codes[:, None, :]) @ gamma.mT
-    return mu / 2 * (weights * (scaled - approx).pow(2).sum((1, 2))).sum()
+def dictionary_penalty(stats: ClassStatistics, gamma: torch.Tensor, codes: torch.Tensor, mu: float) -> torch.Tensor:
+    """``mu/2 sum_j w_j ||S_j - Gamma_j diag(A_j) Gamma_j^T||_F^2``, expanded so that no ``d x d`` matrix is formed:
+
+    ``||S||^2 - 2 sum_l A_l gamma_l^T S gamma_l + sum_{l,l'} A_l A_l' (gamma_l^T gamma_l')^2``.
+    """
+    overlap = (gamma.mT @ gamma).pow(2)
+    dictionary = (overlap * codes[:, :, None] * codes[:, None, :]).sum((1, 2))
+    per_class = stats.squared_norms() - 2 * (codes * stats.rayleigh(gamma)).sum(1) + dictionary
+    return mu / 2 * (stats.weights * per_class).sum()
 
 
 def variational_objective(
@@ -219,16 +269,13 @@ def variational_objective(
     mu: float,
 ) -> torch.Tensor:  # fmt: skip
     """The V-MCR² objective (to maximise): one log-det, scalar logs, and the dictionary penalty."""
-    scaled, weights = scaled_moments(z, labels, n_classes, eps2)
-    return (
-        coding_rate(z, eps2)
-        - variational_compression(codes, weights)
-        - dictionary_penalty(scaled, weights, gamma, codes, mu)
-    )
+    stats = ClassStatistics.of(z, labels, n_classes, eps2)
+    compression = variational_compression(codes, stats.weights)
+    return stats.coding_rate(z) - compression - dictionary_penalty(stats, gamma, codes, mu)
 
 
-def ritz_atoms(scaled: torch.Tensor, gamma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each class's top ``s`` Ritz pairs of ``scaled_j`` in ``span[Gamma_j, scaled_j Gamma_j]``, descending.
+def ritz_atoms(stats: ClassStatistics, gamma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each class's top ``s`` Ritz pairs of ``S_j`` in ``span[Gamma_j, S_j Gamma_j]``, descending.
 
     One step of block subspace iteration with Rayleigh-Ritz: orthonormal atoms and their
     Rayleigh quotients. The span contains the old atoms, so for codes sorted in decreasing
@@ -236,8 +283,9 @@ def ritz_atoms(scaled: torch.Tensor, gamma: torch.Tensor) -> tuple[torch.Tensor,
     eigenvectors, where latching puts the atoms.
     """
     s = gamma.shape[-1]
-    basis = torch.linalg.qr(torch.cat([gamma, scaled @ gamma], dim=-1))[0]
-    values, vectors = torch.linalg.eigh(basis.mT @ scaled @ basis)  # ascending
+    basis = torch.linalg.qr(torch.cat([gamma, stats.apply(gamma)], dim=-1))[0]
+    projected = stats.blocks @ basis
+    values, vectors = torch.linalg.eigh(stats.alpha[:, None, None] * (projected.mT @ projected))  # ascending
     return basis @ vectors[..., -s:].flip(-1), values[..., -s:].flip(-1)
 
 
@@ -258,17 +306,17 @@ def optimal_codes(rayleigh: torch.Tensor, mu: float) -> torch.Tensor:
 
 
 def gradient_dictionary_step(
-    scaled: torch.Tensor, weights: torch.Tensor, gamma: torch.Tensor, codes: torch.Tensor, mu: float
+    stats: ClassStatistics, gamma: torch.Tensor, codes: torch.Tensor, mu: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One projected gradient ascent step on the atoms (back to unit columns) and codes (clipped at 0).
 
     Step sizes are the inverse Lipschitz bounds of each block's gradient: ``1 / (mu w_j)`` for
     class j's codes and ``1 / (mu w_j max_l A_jl^2)`` for its atoms (``w_j = m_j / m``).
     """
-    weights = weights.clamp(min=1e-12)
+    weights = stats.weights.clamp(min=1e-12)
     with torch.enable_grad():
         gamma, codes = gamma.detach().requires_grad_(True), codes.detach().requires_grad_(True)
-        objective = -variational_compression(codes, weights) - dictionary_penalty(scaled, weights, gamma, codes, mu)
+        objective = -variational_compression(codes, weights) - dictionary_penalty(stats, gamma, codes, mu)
         grad_gamma, grad_codes = torch.autograd.grad(objective, [gamma, codes])
     lipschitz = mu * weights
     new_codes = (codes + grad_codes / lipschitz[:, None]).clamp(min=0)
