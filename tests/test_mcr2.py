@@ -171,6 +171,10 @@ def test_a_training_step_returns_the_objective_after_updating_the_dictionary():
     assert z.grad is not None and torch.isfinite(z.grad).all()
     with pytest.raises(ValueError, match="method must be one of"):
         vm.step(z, labels, method="newton")
+    with pytest.raises(ValueError, match=r"z is torch.float32 but the dictionary is torch.float64"):
+        vm.step(z.detach().float(), labels)
+    single = vm.to(torch.float32)  # the dictionary follows the module's dtype
+    assert torch.isfinite(single.step(z.detach().float(), labels)).all()
 
 
 def _digits_tasks():

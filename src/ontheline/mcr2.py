@@ -47,7 +47,7 @@ def rate_of_moments(moments: torch.Tensor, counts: torch.Tensor, eps2: float, di
     """
     n = moments.shape[-1]
     alpha = (dim or n) / (counts.clamp(min=1) * eps2)
-    return 0.5 * logdet_pd(torch.eye(n, dtype=moments.dtype) + alpha[..., None, None] * moments)
+    return 0.5 * logdet_pd(torch.eye(n, dtype=moments.dtype, device=moments.device) + alpha[..., None, None] * moments)
 
 
 def smaller_moment(rows: torch.Tensor) -> torch.Tensor:
@@ -60,7 +60,7 @@ def class_blocks(z: torch.Tensor, labels: torch.Tensor, n_classes: int) -> tuple
     counts = torch.bincount(labels, minlength=n_classes)
     order = torch.argsort(labels, stable=True)
     grouped = labels[order]
-    rank_in_class = torch.arange(len(labels)) - (torch.cumsum(counts, 0) - counts)[grouped]
+    rank_in_class = torch.arange(len(labels), device=labels.device) - (torch.cumsum(counts, 0) - counts)[grouped]
     blocks = z.new_zeros(n_classes, int(counts.max()), z.shape[1]).index_put((grouped, rank_in_class), z[order])
     return blocks, counts.to(z.dtype)
 
@@ -194,6 +194,11 @@ class VariationalMCR2(torch.nn.Module):
         self.n_classes, self.eps2, self.mu = n_classes, eps2, mu
 
     def statistics(self, z: torch.Tensor, labels: torch.Tensor) -> ClassStatistics:
+        if z.dtype != self.gamma.dtype:
+            raise ValueError(
+                f"z is {z.dtype} but the dictionary is {self.gamma.dtype}; convert one of them, e.g. "
+                f"VariationalMCR2(...).to({z.dtype})."
+            )
         return ClassStatistics.of(z, labels, self.n_classes, self.eps2)
 
     def compression(self, weights: torch.Tensor) -> torch.Tensor:
