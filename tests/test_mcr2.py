@@ -122,6 +122,20 @@ def test_optimal_codes_match_a_grid_search():
             assert float(a) == pytest.approx(float(best), abs=2e-4), (mu, float(r))
 
 
+def test_top_eigenpairs_from_the_gram_matrices_match_the_full_eigendecomposition():
+    z, _ = _features(m=14, d=12, seed=5)
+    labels = torch.tensor([0] * 6 + [1] * 6 + [2] * 2)  # classes smaller than d; class 2 has rank 2 < 4 atoms
+    stats = ClassStatistics.of(z, labels, 3, eps2=0.5)
+    assert stats.moments is None  # the row (Gram) path
+    values, vectors = stats.top_eigenpairs(4)
+    full_values, full_vectors = torch.linalg.eigh(stats.scaled_moments())
+    torch.testing.assert_close(values, full_values[:, -4:].flip(-1).clamp(min=0), atol=1e-9, rtol=1e-9)
+    torch.testing.assert_close(vectors.mT @ vectors, torch.eye(4, dtype=torch.float64).expand(3, 4, 4))
+    for j, rank in enumerate((4, 4, 2)):  # the same eigen-subspace where the eigenvalues are non-zero
+        ours, reference = vectors[j, :, :rank], full_vectors[j, :, -rank:]
+        torch.testing.assert_close(ours @ ours.T, reference @ reference.T, atol=1e-9, rtol=0)
+
+
 def _dictionary_objective(vm, stats):
     return float(
         -variational_compression(vm.codes, stats.weights) - dictionary_penalty(stats, vm.gamma, vm.codes, vm.mu)

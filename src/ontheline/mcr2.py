@@ -146,6 +146,22 @@ class ClassStatistics:
         smaller = self.blocks @ self.blocks.mT if self.moments is None else self.moments
         return self.alpha**2 * smaller.pow(2).sum((1, 2))
 
+    def top_eigenpairs(self, s: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each ``S_j``'s top ``s`` eigenvalues ``(k, s)``, descending, and orthonormal eigenvectors ``(k, d, s)``.
+
+        With classes smaller than ``d``, from the Gram matrices: if ``Z_j Z_j^T u = lambda u`` then
+        ``Z_j^T u / sqrt(lambda)`` is a unit eigenvector of ``Z_j^T Z_j``; a QR completes the
+        directions beyond a class's rank (eigenvalue 0) to an orthonormal set.
+        """
+        if self.moments is not None or s > self.blocks.shape[1]:
+            values, vectors = torch.linalg.eigh(self.scaled_moments())  # ascending
+            return values[:, -s:].flip(-1).clamp(min=0), vectors[:, :, -s:].flip(-1)
+        values, u = torch.linalg.eigh(self.blocks @ self.blocks.mT)
+        values, u = values[:, -s:].flip(-1).clamp(min=0), u[:, :, -s:].flip(-1)
+        scale = values.sqrt().clamp(min=torch.finfo(values.dtype).eps)
+        vectors = torch.linalg.qr(self.blocks.mT @ u / scale[:, None, :])[0]
+        return self.alpha[:, None] * values, vectors
+
     def coding_rate(self, z: torch.Tensor) -> torch.Tensor:
         """``R(Z)``, from the sum of the class moments when they are formed (it is ``Z^T Z``)."""
         if self.moments is None:
@@ -233,10 +249,9 @@ class VariationalMCR2(torch.nn.Module):
 
     @torch.no_grad()
     def _latch(self, stats: ClassStatistics) -> None:
-        values, vectors = torch.linalg.eigh(stats.scaled_moments())  # ascending
-        s = self.codes.shape[1]
-        self.gamma.copy_(vectors[:, :, -s:].flip(-1))
-        self.codes.copy_(values[:, -s:].flip(-1).clamp(min=0))
+        values, vectors = stats.top_eigenpairs(self.codes.shape[1])
+        self.gamma.copy_(vectors)
+        self.codes.copy_(values)
 
     @torch.no_grad()
     def _update(self, stats: ClassStatistics, steps: int, method: str) -> None:
