@@ -35,6 +35,12 @@ def test_repro_rejects_an_unknown_name_with_one_line(capsys):
     assert exit_info.value.code == 2 and capsys.readouterr().err.count("\n") == 1
 
 
+def test_repro_rejects_jobs_for_a_reproduction_without_workers(capsys):
+    assert main(["repro", "vmcr2", "--jobs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "runs in one process; drop --jobs" in err and err.count("\n") == 1
+
+
 def test_repro_json_has_the_documented_keys(monkeypatch, capsys):
     from ontheline.repro import wise_ft
 
@@ -46,6 +52,13 @@ def test_repro_json_has_the_documented_keys(monkeypatch, capsys):
     result = json.loads(capsys.readouterr().out)
     for name in ("early", "late", "wise"):
         assert {"pass@1", "pass@16"} <= set(result[name])
+
+
+def test_sam_in_worker_processes_gives_the_same_numbers():
+    from ontheline.repro import sam
+
+    small = {"settings": (("digits", 0.6),), "seeds": (0,), "epochs": 1, "max_train": 96}
+    assert sam.run(**small, jobs=2)["settings"] == sam.run(**small)["settings"]
 
 
 def test_sam_miniature_reports_every_method_and_the_linear_demo(tmp_path):

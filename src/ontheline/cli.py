@@ -6,6 +6,7 @@ Bad input exits with status 2 and one line on stderr that names the problem and 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -355,8 +356,12 @@ def _cmd_repro(args: argparse.Namespace) -> None:
     module = load(args.name)
     if args.plots and not hasattr(module, "figures"):
         raise InputError(f"repro {args.name} draws no figures; drop --plots.")
+    parallel = "jobs" in inspect.signature(module.run).parameters
+    if args.jobs > 1 and not parallel:
+        raise InputError(f"repro {args.name} runs in one process; drop --jobs.")
     _check_folder("--plots", args.plots)
-    result = module.run(quick=args.quick, progress=ConsoleProgress())
+    options = {"jobs": args.jobs} if parallel else {}
+    result = module.run(quick=args.quick, progress=ConsoleProgress(), **options)
     print(_json(result) if args.format == "json" else module.text(result), end="" if args.format == "json" else "\n")
     if args.plots:
         paths = module.figures(result, args.plots)
@@ -526,6 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--quick", action="store_true", help="a smaller run (minutes at most)")
     repro.add_argument("--format", choices=("table", "json"), default="table")
     repro.add_argument("--plots", metavar="DIR", help="also save the reproduction's figures (PNG and SVG)")
+    repro.add_argument(
+        "--jobs", type=_positive_int, default=1, help="worker processes, where a reproduction has them (sam)"
+    )
     repro.set_defaults(run=_cmd_repro)
 
     store = sub.add_parser("store", help="list, inspect, remove and export entries of the prediction store")

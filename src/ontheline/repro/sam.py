@@ -23,6 +23,7 @@ import numpy as np
 from ontheline._progress import Progress
 
 METHODS = ("sgd", "sam", "1-sam", "l-sam", "j-sam", "sgd-reg")
+PER_EXAMPLE = ("1-sam", "l-sam", "j-sam")  # a gradient per example: the slow ones
 RHO = 0.05
 LAMBDA = 1e-2
 EPOCHS, BATCH, LR = 30, 64, 0.05
@@ -30,13 +31,14 @@ EPOCHS, BATCH, LR = 30, 64, 0.05
 
 def run(
     quick: bool = False, *, settings: tuple[tuple[str, float], ...] | None = None, seeds: tuple[int, ...] | None = None,
-    epochs: int = EPOCHS, max_train: int | None = None, progress: Progress | None = None,
+    epochs: int = EPOCHS, max_train: int | None = None, jobs: int = 1, progress: Progress | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The JSON object of ``ontheline repro sam``.
 
     ``methods`` holds the headline setting (digits, 60% noise), mean over seeds; ``settings``
     every setting run. ``quick``: digits at 40% and 60% noise, two seeds; otherwise also
-    MNIST-5k, three seeds.
+    MNIST-5k, three seeds. ``jobs`` worker processes train the runs in parallel, one thread
+    each; every run seeds its own generators, so the numbers do not depend on ``jobs``.
     """
     import torch
 
@@ -44,24 +46,18 @@ def run(
     settings = settings or ((("digits", 0.6), ("digits", 0.4)) if quick else
                             (("digits", 0.6), ("digits", 0.4), ("mnist", 0.6), ("mnist", 0.4)))  # fmt: skip
     seeds = seeds or ((0, 1) if quick else (0, 1, 2))
+    tasks = [(dataset, noise, seed, method, epochs, max_train)
+             for dataset, noise in settings for method in METHODS for seed in seeds]  # fmt: skip
+    trained = dict(zip(tasks, _run_tasks(tasks, jobs, progress)))
     results = {}
-    total, done = len(settings) * len(METHODS) * len(seeds), 0
     for dataset, noise in settings:
-        runs: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
-        for method in METHODS:
-            for seed in seeds:
-                if progress:
-                    progress(f"{dataset} at {int(100 * noise)}% noise: {method}, seed {seed}", done, total)
-                runs[method].append(_train(dataset, noise, seed, method, epochs, max_train))
-                done += 1
+        runs = {m: [trained[(dataset, noise, seed, m, epochs, max_train)] for seed in seeds] for m in METHODS}
         results[f"{dataset}-{int(100 * noise)}"] = {
             "dataset": dataset,
             "noise": noise,
             "noise_mask_sha256": [r["noise_mask_sha256"] for r in runs["sgd"]],
             "methods": {m: _summarise(rs) for m, rs in runs.items()},
         }
-    if progress:
-        progress("trained", total, total)
     headline = next(iter(results.values()))
     out = {
         "methods": {
@@ -82,6 +78,43 @@ def run(
         "1-sam_best_minus_sgd_pp": 100 * (m["1-sam"]["best_acc"] - m["sgd"]["best_acc"]),
     }
     return out
+
+
+def _run_tasks(tasks: list[tuple[Any, ...]], jobs: int, progress: Progress | None) -> list[dict[str, Any]]:
+    """``_train(*task)`` for every task, in order; with ``jobs > 1`` in worker processes, the slowest tasks first."""
+
+    def report(done: int, task: tuple[Any, ...]) -> None:
+        if progress:
+            dataset, noise, seed, method = task[:4]
+            progress(f"{dataset} at {int(100 * noise)}% noise: {method}, seed {seed}", done, len(tasks))
+
+    if jobs <= 1:
+        out = []
+        for i, task in enumerate(tasks):
+            report(i, task)
+            out.append(_train(*task))
+    else:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from multiprocessing import get_context
+
+        slowest_first = sorted(tasks, key=lambda t: (t[0] == "mnist", t[3] in PER_EXAMPLE), reverse=True)
+        finished = {}
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_train_in_worker, *task): task for task in slowest_first}
+            for done, future in enumerate(as_completed(futures), start=1):
+                finished[futures[future]] = future.result()
+                report(done, futures[future])
+        out = [finished[task] for task in tasks]
+    if progress:
+        progress("trained", len(tasks), len(tasks))
+    return out
+
+
+def _train_in_worker(*task: Any) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(1)
+    return _train(*task)
 
 
 def noisy_labels(labels: np.ndarray, rate: float, seed: int, n_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +180,7 @@ def _train(dataset: str, noise: float, seed: int, method: str, epochs: int, max_
 
             if method == "sam":
                 optimiser.step(loss_at_w)
-            elif method in ("1-sam", "l-sam", "j-sam"):
+            elif method in PER_EXAMPLE:
                 optimiser.zero_grad()
                 set_gradients(model, sam_gradient(model, xb, yb, rho=RHO, variant=method))
                 optimiser.step()
