@@ -77,13 +77,13 @@ def compression_rate(z: torch.Tensor, labels: torch.Tensor, n_classes: int, eps2
 
     Each log-det is taken on the smaller of ``d x d`` and ``max m_j x max m_j``: ``O(min(d, m_j)^3)``.
     """
-    blocks, counts = class_blocks(z, labels, n_classes)
-    return (counts / len(z) * rate_of_moments(smaller_moment(blocks), counts, eps2, z.shape[1])).sum()
+    return ClassStatistics.of(z, labels, n_classes, eps2).compression_rate()
 
 
 def rate_reduction(z: torch.Tensor, labels: torch.Tensor, n_classes: int, eps2: float = 0.5) -> torch.Tensor:
-    """``Delta R = R(Z) - R_c(Z)``: what MCR² maximises."""
-    return coding_rate(z, eps2) - compression_rate(z, labels, n_classes, eps2)
+    """``Delta R = R(Z) - R_c(Z)``: what MCR² maximises (``Z^T Z`` from the class moments when they are formed)."""
+    stats = ClassStatistics.of(z, labels, n_classes, eps2)
+    return stats.coding_rate(z) - stats.compression_rate()
 
 
 def mcr2_loss(z: torch.Tensor, labels: torch.Tensor, n_classes: int, eps2: float = 0.5) -> torch.Tensor:
@@ -141,10 +141,18 @@ class ClassStatistics:
             return self.alpha[:, None] * (self.blocks @ vectors).pow(2).sum(1)
         return self.alpha[:, None] * (vectors * (self.moments @ vectors)).sum(1)
 
+    def smaller_moments(self) -> torch.Tensor:
+        """``Z_j^T Z_j`` or, for classes smaller than ``d``, the Gram matrix ``Z_j Z_j^T``: the same non-zero spectrum."""
+        return self.blocks @ self.blocks.mT if self.moments is None else self.moments
+
     def squared_norms(self) -> torch.Tensor:
         """``||S_j||_F^2`` ``(k,)``: ``Z_j^T Z_j`` and the Gram matrix ``Z_j Z_j^T`` have the same Frobenius norm."""
-        smaller = self.blocks @ self.blocks.mT if self.moments is None else self.moments
-        return self.alpha**2 * smaller.pow(2).sum((1, 2))
+        return self.alpha**2 * self.smaller_moments().pow(2).sum((1, 2))
+
+    def compression_rate(self) -> torch.Tensor:
+        """``R_c = sum_j m_j/(2m) logdet(I + alpha_j Z_j^T Z_j)``, each log-det on the smaller matrix (Sylvester)."""
+        rates = rate_of_moments(self.smaller_moments(), self.counts, self.eps2, self.blocks.shape[-1])
+        return (self.weights * rates).sum()
 
     def top_eigenpairs(self, s: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Each ``S_j``'s top ``s`` eigenvalues ``(k, s)``, descending, and orthonormal eigenvectors ``(k, d, s)``.
@@ -156,7 +164,7 @@ class ClassStatistics:
         if self.moments is not None or s > self.blocks.shape[1]:
             values, vectors = torch.linalg.eigh(self.scaled_moments())  # ascending
             return values[:, -s:].flip(-1).clamp(min=0), vectors[:, :, -s:].flip(-1)
-        values, u = torch.linalg.eigh(self.blocks @ self.blocks.mT)
+        values, u = torch.linalg.eigh(self.smaller_moments())
         values, u = values[:, -s:].flip(-1).clamp(min=0), u[:, :, -s:].flip(-1)
         scale = values.sqrt().clamp(min=torch.finfo(values.dtype).eps)
         vectors = torch.linalg.qr(self.blocks.mT @ u / scale[:, None, :])[0]
