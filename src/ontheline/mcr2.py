@@ -95,7 +95,7 @@ def mcr2_loss(z: torch.Tensor, labels: torch.Tensor, n_classes: int, eps2: float
 class ClassStatistics:
     """A batch's rows grouped by class, ``blocks`` ``(k, max m_j, d)`` (zero-padded), with ``counts`` ``(k,)``.
 
-    What V-MCR² needs of the scaled class moments ``S_j = alpha_j Z_j^T Z_j`` (``alpha_j =
+    What MCR² and V-MCR² need of the scaled class moments ``S_j = alpha_j Z_j^T Z_j`` (``alpha_j =
     d / (m_j eps2)``). ``moments`` (``Z_j^T Z_j``) is formed only when the classes have at least
     ``d`` rows; smaller classes are worked on through their rows (``O(m_j d)`` per vector instead
     of ``O(d^2)``), so no ``d x d`` matrix per class is formed.
