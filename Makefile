@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test fuzz bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ test: $(STAMP)
 	@command -v chromium >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	$(BIN)/python -m pytest
+
+# The property-based tests at length: 2,000 generated zoos and files per property (make test runs 40).
+fuzz: $(STAMP)
+	$(BIN)/python -m pytest tests/test_fuzz.py --hypothesis-profile=fuzz
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/agreement_throughput.py

@@ -1,5 +1,11 @@
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property-based tests: a bounded run in `make test`, a long one in `make fuzz` (--hypothesis-profile=fuzz).
+settings.register_profile("ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fuzz", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

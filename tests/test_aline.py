@@ -202,3 +202,55 @@ def test_a_disconnected_pair_graph_whose_components_have_triangles_is_solved_exa
     solution = aline_d(id_acc, 10**6, id_agr, ood_agr, mask, line.slope)
     assert not solution.isolated.any() and not solution.bipartite.any()
     np.testing.assert_allclose(solution.ood_accuracy, ood_acc, atol=1e-6)
+
+
+def near_identical_zoo(flips=(5, 5, 16, 16), n=1000):
+    """Models that each flip their own disjoint set of one base prediction: pair agreements repeat
+    exactly, so the kept pairs give only 2 distinct points (a line through them has R² = 1)."""
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, n)
+    base = np.where(rng.random(n) < 0.8, truth, 1 - truth)
+    starts = np.cumsum((0, *flips))
+    preds = np.stack(
+        [np.where((np.arange(n) >= a) & (np.arange(n) < b), 1 - base, base) for a, b in zip(starts, starts[1:])]
+    )
+    return preds, truth
+
+
+def test_a_line_through_too_few_distinct_pairs_is_not_trusted():
+    preds, truth = near_identical_zoo()
+    for estimator in (otl.ALineS(n_bootstrap=50), otl.ALineD(n_bootstrap=50)):
+        with pytest.warns(otl.AgreementNotLinearWarning, match="only 2 distinct pair agreements"):
+            result = estimator.fit(preds, truth).estimate(preds)
+        assert result.line.r2 == pytest.approx(1.0) and result.line.n_distinct == 2
+        assert not result.trusted and any("trust needs at least 6" in issue for issue in result.trust_issues)
+        assert ((result.interval[:, 0] <= result.ood_accuracy) & (result.ood_accuracy <= result.interval[:, 1])).all()
+
+
+def test_a_line_whose_pairs_spread_less_than_their_sampling_noise_is_not_trusted():
+    line = otl.AgreementLine(1.0, 0.0, r2=0.99, n_pairs=28, n_distinct=28, spread=0.5)
+    assert line.trust_issues(0.95) == (
+        "the pairs' ID agreements spread over 0.50 sampling standard errors, so the line is drawn by noise; "
+        "trust needs at least 1",
+    )
+    assert otl.AgreementLine(1.0, 0.0, r2=0.99, n_pairs=28, n_distinct=28, spread=3.0).trust_issues(0.95) == ()
+
+
+def test_the_spread_is_measured_in_sampling_standard_errors_of_the_probit_agreement():
+    from ontheline.agreement import probit_se
+
+    rng = np.random.default_rng(0)
+    n, p = 400, 0.9
+    draws = probit(rng.binomial(n, p, 20_000) / n)  # many ID sets of n samples for one pair
+    assert draws.std() == pytest.approx(probit_se(np.array([p]), n)[0], rel=0.05)
+
+
+def test_bootstrap_resamples_without_a_line_are_counted_and_flag_the_result():
+    preds, truth = near_identical_zoo(flips=(8, 8, 9, 13))  # pairs near the filter's edge: resamples lose them
+    with pytest.warns(otl.AgreementNotLinearWarning):
+        result = otl.ALineS(n_bootstrap=100).fit(preds, truth).estimate(preds)
+    failed = [n for n in result.notes if "bootstrap resamples kept too few pairs" in n]
+    assert failed, result.notes
+    count = int(failed[0].split()[0])
+    assert (count > 10) == any("bootstrap resamples could not fit" in f for f in result.flags)
+    assert ((result.interval[:, 0] <= result.ood_accuracy) & (result.ood_accuracy <= result.interval[:, 1])).all()

@@ -137,7 +137,7 @@ def _score(name: str, r2: float, aline_error: float, atc_error: float) -> ShiftS
     truth = np.array([0.5, 0.7, 0.9])
     estimates = {"aline-d": truth + aline_error / 100, "atc-mc": truth - atc_error / 100, ORACLE: truth}
     spec = ShiftSpec("digits", name, 1)
-    line = AgreementLine(1.0, 0.0, r2, 3)
+    line = AgreementLine(1.0, 0.0, r2, n_pairs=28, n_distinct=28, spread=5.0)
     empty = np.zeros((0, 2))
     return ShiftScore(spec, "all", ("a", "b", "c"), 100, 100, truth, truth, estimates, line, 0.95, {}, empty, empty)
 

@@ -46,7 +46,7 @@ def test_estimate_prints_json_with_estimates_truth_and_the_line(capsys, files, z
         assert all(0 <= v <= 1 for v in model["estimates"].values())
         assert model["errors"]["aline-d"] == pytest.approx(model["estimates"]["aline-d"] - acc)
     line = report["agreement_line"]
-    assert set(line) == {"slope", "bias", "r2", "n_pairs"} and line["n_pairs"] == 28
+    assert set(line) == {"slope", "bias", "r2", "n_pairs", "n_distinct", "spread"} and line["n_pairs"] == 28
     direct = otl.ALineD(n_bootstrap=0).fit(zoo[0], zoo[1]).estimate(zoo[2])
     np.testing.assert_allclose([m["estimates"]["aline-d"] for m in report["models"]], direct.ood_accuracy)
 
@@ -127,11 +127,6 @@ def bad_inputs(tmp, zoo):
             good_ood,
             "holds Python objects",
         ),
-        "two models": (
-            save(tmp / "l.npz", labels=id_labels, probs=id_probs[:2], models=NAMES[:2]),
-            save(tmp / "m.npz", probs=ood_probs[:2], models=NAMES[:2]),
-            "ALineD needs at least 3 models; id_preds has 2",
-        ),
     }
 
 
@@ -149,7 +144,6 @@ def bad_inputs(tmp, zoo):
         "nan",
         "not probabilities",
         "object names",
-        "two models",
     ],
 )
 def test_bad_input_exits_2_with_one_clear_line(capsys, tmp_path, zoo, case):
@@ -158,6 +152,16 @@ def test_bad_input_exits_2_with_one_clear_line(capsys, tmp_path, zoo, case):
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("ontheline: error: ")
     assert message in err
+
+
+def test_methods_that_cannot_run_on_the_zoo_are_skipped_with_the_reason(capsys, tmp_path, zoo):
+    id_path = save(tmp_path / "id.npz", labels=zoo[1], probs=zoo[0][:2], models=NAMES[:2])
+    ood_path = save(tmp_path / "ood.npz", probs=zoo[2][:2], models=NAMES[:2])
+    code, out, err = run(capsys, "estimate", "--id", id_path, "--ood", ood_path, "--format", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["skipped"]["aline-d"] == "ALineD needs at least 3 models; id_preds has 2."
+    assert report["methods"] == ["atc-mc", "atc-ne", "doc", "ac", "gde"] and report["ranked_by"] == "atc-mc"
 
 
 def test_bad_options_exit_2_with_one_line(capsys):

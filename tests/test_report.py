@@ -78,7 +78,7 @@ def test_a_shift_plot_draws_every_model_and_escapes_names():
     pairs = np.array([[0, 1], [0, 2], [1, 2]])
     agreement = np.array([[0.6, 0.5], [0.7, 0.6], [0.8, 0.75]])
     score = ShiftScore(
-        spec, "all", names, 100, 100, truth + 0.05, truth, {"aline-d": truth}, AgreementLine(1.0, -0.1, 0.97, 3),
+        spec, "all", names, 100, 100, truth + 0.05, truth, {"aline-d": truth}, AgreementLine(1.0, -0.1, 0.97, 3, 3, 5.0),
         0.95, {}, pairs, agreement,
     )  # fmt: skip
     svg = shift_plot(score)

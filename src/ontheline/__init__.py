@@ -1,6 +1,12 @@
 """ontheline: predict your models' accuracy on unlabelled, shifted data, and know when to trust it."""
 
-from ontheline._validation import AgreementNotLinearWarning, ModelFallbackWarning, NotFittedError
+from ontheline._validation import (
+    AgreementNotLinearWarning,
+    EstimationError,
+    InputError,
+    ModelFallbackWarning,
+    NotFittedError,
+)
 from ontheline.agreement import AgreementLine, accuracy, pairwise_agreement, probit
 from ontheline.estimators import AC, ATC, GDE, METHODS, ALineD, ALineS, DoC, EstimateResult, Estimator
 from ontheline.pipeline import Evaluation, evaluate
@@ -19,9 +25,11 @@ __all__ = [
     "ATC",
     "DoC",
     "EstimateResult",
+    "EstimationError",
     "Estimator",
     "Evaluation",
     "GDE",
+    "InputError",
     "METHODS",
     "ModelFallbackWarning",
     "NotFittedError",

@@ -12,8 +12,19 @@ class NotFittedError(ValueError, AttributeError):
     """Raised when ``estimate`` is called before ``fit``."""
 
 
+class InputError(ValueError):
+    """What the user passed cannot be used (a file, a path, a value); the message names it, says
+    what was expected and what arrived, and how to fix it. The command line reports it as one
+    line with exit status 2."""
+
+
+class EstimationError(ValueError):
+    """A method cannot estimate this zoo on this shift (too few usable model pairs, say); the
+    input itself is valid, so other methods may still run."""
+
+
 class AgreementNotLinearWarning(UserWarning):
-    """ID-vs-OOD agreement is weakly linear: agreement-on-the-line may not hold for this shift."""
+    """Agreement-on-the-line cannot be trusted for this shift (weakly linear, or too few distinct pairs)."""
 
 
 class ModelFallbackWarning(UserWarning):

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ontheline._progress import Progress
-from ontheline._validation import check_choice, check_number
+from ontheline._validation import EstimationError, check_choice, check_number
 
 if TYPE_CHECKING:
     from ontheline.pipeline import Evaluation
@@ -339,7 +339,7 @@ def select_adaptation(
                 dict(zip(names, id_preds.probs)), id_labels, dict(zip(names, ood_preds.probs)),
                 methods=["aline-d"], ood_labels=ood_labels, min_r2=min_r2, n_bootstrap=0,
             )  # fmt: skip
-        except ValueError:  # e.g. an adaptation that collapsed the zoo: no agreement line to estimate from
+        except EstimationError:  # e.g. an adaptation that collapsed the zoo: no agreement line to estimate from
             candidates.append(Candidate(config, np.nan, np.nan, truth, None))
             continue
         estimate = evaluation.results["aline-d"]

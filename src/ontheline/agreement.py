@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtri
 
+from ontheline._validation import EstimationError
 from ontheline.predictions import Predictions, as_predictions, is_dask
 
 # 256 words of 64 samples: one row's planes stay in L1/L2 while every other row streams past.
@@ -203,6 +204,16 @@ def probit(p: Any, n_samples: int | None = None) -> np.ndarray:
     return ndtri(p)
 
 
+#: Trust needs at least this many distinct (ID, OOD) agreement points on the line. For n points
+#: that are in fact unrelated, R² follows Beta(1/2, (n - 2)/2): with 6 points the chance of
+#: R² >= 0.95 is below 0.1%; with 3 (two of them one point, as near-identical models give) a
+#: line through 2 points has R² = 1.
+MIN_DISTINCT_PAIRS = 6
+#: ... and the kept pairs' probit ID agreements must spread over at least this many of their
+#: sampling standard errors, so that the line is drawn by differences between models, not by noise.
+MIN_SPREAD = 1.0
+
+
 @dataclass(frozen=True)
 class AgreementLine:
     """The least-squares line ``probit(OOD agreement) = slope * probit(ID agreement) + bias``.
@@ -215,15 +226,50 @@ class AgreementLine:
         Coefficient of determination of the fit; the label-free trust diagnostic.
     n_pairs : int
         Number of pairs kept by the agreement filter.
+    n_distinct : int
+        Number of distinct (ID, OOD) agreement points among them.
+    spread : float
+        Standard deviation of the kept pairs' probit ID agreement, in units of its sampling
+        standard error (NaN when the number of ID samples is unknown).
     """
 
     slope: float
     bias: float
     r2: float
     n_pairs: int
+    n_distinct: int
+    spread: float
+
+    def trust_issues(self, min_r2: float) -> tuple[str, ...]:
+        """Why agreement-on-the-line cannot be trusted here (empty when it can).
+
+        Examples
+        --------
+        >>> AgreementLine(1.0, 0.0, r2=1.0, n_pairs=3, n_distinct=2, spread=0.4).trust_issues(0.95)[0]
+        'only 2 distinct pair agreements (of 3 kept pairs) define the line; trust needs at least 6'
+        """
+        issues = []
+        if self.r2 < min_r2:
+            issues.append(
+                f"ID-vs-OOD agreement is weakly linear (R²={self.r2:.3f} after probit, below min_r2={min_r2})"
+            )
+        if self.n_distinct < MIN_DISTINCT_PAIRS:
+            issues.append(
+                f"only {self.n_distinct} distinct pair agreements (of {self.n_pairs} kept pairs) define the line; "
+                f"trust needs at least {MIN_DISTINCT_PAIRS}"
+            )
+        if self.spread < MIN_SPREAD:
+            issues.append(
+                f"the pairs' ID agreements spread over {self.spread:.2f} sampling standard errors, so the line is "
+                f"drawn by noise; trust needs at least {MIN_SPREAD:g}"
+            )
+        return tuple(issues)
 
     def to_dict(self) -> dict[str, float | int]:
-        return {"slope": self.slope, "bias": self.bias, "r2": self.r2, "n_pairs": self.n_pairs}
+        return {
+            "slope": self.slope, "bias": self.bias, "r2": self.r2, "n_pairs": self.n_pairs,
+            "n_distinct": self.n_distinct, "spread": self.spread,
+        }  # fmt: skip
 
 
 def kept_pairs(id_agreement: np.ndarray, ood_agreement: np.ndarray, keep: tuple[float, float]) -> np.ndarray:
@@ -252,20 +298,43 @@ def fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
 
 
 def fit_agreement_line(
-    id_agreement: np.ndarray, ood_agreement: np.ndarray, keep: tuple[float, float] = (0.05, 0.98)
+    id_agreement: np.ndarray,
+    ood_agreement: np.ndarray,
+    keep: tuple[float, float] = (0.05, 0.98),
+    *,
+    n_id_samples: int | None = None,
 ) -> tuple[AgreementLine, np.ndarray]:
     """Fit the probit agreement line over the pairs kept by the filter.
 
     Returns the line and the ``(n_models, n_models)`` mask of kept pairs (upper triangle).
-    Raises ValueError when fewer than 2 pairs are kept or their ID agreements are all equal.
+    ``n_id_samples`` (the ID set's size) gives the line's ``spread``. Raises
+    :class:`~ontheline.EstimationError` when fewer than 2 pairs are kept or their ID
+    agreements are all equal.
     """
     mask = kept_pairs(id_agreement, ood_agreement, keep)
     n_pairs = int(mask.sum())
-    x = probit(id_agreement[mask])
+    id_kept, ood_kept = id_agreement[mask], ood_agreement[mask]
+    x = probit(id_kept)
     if n_pairs < 2 or np.ptp(x) == 0:
-        raise ValueError(
+        raise EstimationError(
             f"The agreement line needs at least 2 model pairs with distinct ID agreement inside {list(keep)}; "
-            f"{n_pairs} pairs were kept. Add more diverse models, or widen the agreement filter (keep=)."
+            f"{n_pairs} pairs were kept. Add more diverse models, or widen the agreement filter "
+            "(keep= in Python, --keep in the command line)."
         )
-    slope, bias, r2 = fit_line(x, probit(ood_agreement[mask]))
-    return AgreementLine(slope, bias, r2, n_pairs), mask
+    slope, bias, r2 = fit_line(x, probit(ood_kept))
+    n_distinct = len(np.unique(np.stack([id_kept, ood_kept], axis=1), axis=0))
+    spread = float("nan") if n_id_samples is None else float(x.std() / np.median(probit_se(id_kept, n_id_samples)))
+    return AgreementLine(slope, bias, r2, n_pairs, n_distinct, spread), mask
+
+
+def probit_se(p: np.ndarray, n_samples: int) -> np.ndarray:
+    """Sampling standard error of ``probit(p)`` for a fraction ``p`` measured on ``n_samples`` (delta method).
+
+    Examples
+    --------
+    >>> float(probit_se(np.array([0.5]), 100)[0].round(4))
+    0.1253
+    """
+    p = np.clip(np.asarray(p, dtype=np.float64), 0.5 / n_samples, 1.0 - 0.5 / n_samples)
+    density = np.exp(-0.5 * ndtri(p) ** 2) / np.sqrt(2.0 * np.pi)  # the normal pdf at probit(p)
+    return np.sqrt(p * (1.0 - p) / n_samples) / density

@@ -10,7 +10,6 @@ import inspect
 import json
 import os
 import sys
-import zipfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from ontheline._io import check_output, printable, read_npy, read_npz
 from ontheline._progress import ConsoleProgress
+from ontheline._validation import InputError
 from ontheline.adapt import METHODS as ADAPT_METHODS
 from ontheline.estimators import METHODS
 from ontheline.pipeline import Evaluation, evaluate
@@ -28,37 +29,22 @@ from ontheline.repro import REPROS
 _SCORE_KEYS = ("probs", "logits", "preds")
 
 
-class InputError(ValueError):
-    """A problem with what the user passed; reported as one line, exit status 2."""
-
-
 def load_npz(path: str, role: str, *, labels_required: bool) -> tuple[Predictions, np.ndarray | None]:
     """Read one NPZ of predictions: ``labels``, exactly one of ``probs`` / ``logits`` / ``preds``, ``models``, optional ``classes``."""
     flag = f"--{role}"
-    if not os.path.isfile(path):
-        raise InputError(f"{flag} file {path!r} does not exist; pass the path of an NPZ file.")
-    if not zipfile.is_zipfile(path):
-        raise InputError(f"{flag} file {path!r} is not a readable NPZ file; save it with numpy.savez.")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise InputError(
-            f"{flag} file {path!r} is not a readable NPZ file ({exc}); save it with numpy.savez."
-        ) from None
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise InputError(
-                f"{flag} file {path!r} holds Python objects; save model names and classes as string arrays "
-                "(numpy.array(names, dtype=str)), not object arrays."
-            ) from None
-        raise InputError(f"{flag} file {path!r} could not be read: {exc}") from None
+    arrays = read_npz(path, flag)
     present = [k for k in _SCORE_KEYS if k in arrays]
     if len(present) != 1:
         found = f"found {present}" if present else f"found keys {sorted(arrays)}"
         raise InputError(f"{flag} file {path!r} must hold exactly one of 'probs', 'logits' or 'preds'; {found}.")
     if labels_required and "labels" not in arrays:
         raise InputError(f"{flag} file {path!r} has no 'labels' key; the ID file needs the true labels (n_samples,).")
+    for key in ("models", "classes", "labels"):
+        if key in arrays and arrays[key].ndim != 1:
+            raise InputError(
+                f"{flag} file {path!r}: '{key}' must be a 1-D array, one entry per "
+                f"{'model' if key == 'models' else 'class' if key == 'classes' else 'sample'}; got shape {arrays[key].shape}."
+            )
     kind = {"probs": "probs", "logits": "logits", "preds": "labels"}[present[0]]
     models = arrays["models"].tolist() if "models" in arrays else None
     classes = arrays["classes"].tolist() if "classes" in arrays else None
@@ -79,7 +65,7 @@ def _format_table(evaluation: Evaluation) -> str:
     first = next(iter(evaluation.results.values()))
     rows = []
     for i, name in sorted(enumerate(evaluation.models), key=lambda item: rank[item[1]]):
-        cells = [str(rank[name]), name, _pct(first.id_accuracy[i])]
+        cells = [str(rank[name]), printable(name), _pct(first.id_accuracy[i])]
         for m in methods:
             result = evaluation.results[m]
             cell = _pct(result.ood_accuracy[i])
@@ -110,10 +96,14 @@ def _print_evaluation(evaluation: Evaluation, fmt: str) -> None:
         print(json.dumps(evaluation.to_dict(), indent=2))
         return
     print(_format_table(evaluation))
+    _print_notes(evaluation)
+
+
+def _print_notes(evaluation: Evaluation) -> None:
     for method, reason in evaluation.skipped.items():
-        print(f"note: {method} skipped: {reason}", file=sys.stderr)
+        print(f"note: {method} skipped: {printable(reason)}", file=sys.stderr)
     for message in evaluation.warnings:
-        print(f"note: {message}", file=sys.stderr)
+        print(f"note: {printable(message)}", file=sys.stderr)
 
 
 def _cmd_estimate(args: argparse.Namespace) -> None:
@@ -126,8 +116,7 @@ def _cmd_estimate(args: argparse.Namespace) -> None:
 def _cmd_report(args: argparse.Namespace) -> None:
     _check_outputs(args)
     evaluation = _evaluate_files(args)
-    for method, reason in evaluation.skipped.items():
-        print(f"note: {method} skipped: {reason}", file=sys.stderr)
+    _print_notes(evaluation)
     _write_outputs(evaluation, args)
 
 
@@ -136,20 +125,20 @@ def _evaluate_files(args: argparse.Namespace) -> Evaluation:
     ood_preds, ood_labels = load_npz(args.ood, "ood", labels_required=False)
     return evaluate(
         id_preds, id_labels, ood_preds, methods=args.method, ood_labels=ood_labels,
-        min_r2=args.min_r2, n_bootstrap=args.bootstrap,
+        min_r2=args.min_r2, n_bootstrap=args.bootstrap, keep=tuple(args.keep),
     )  # fmt: skip
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse unusable output paths before any work is done."""
-    if args.report and Path(args.report).is_dir():
-        raise InputError(f"--report {args.report!r} is a folder; pass the path of the HTML file to write.")
+    if args.report:
+        check_output(args.report, "--report" if args.command == "estimate" else "--out")
     _check_folder("--plots", args.plots)
 
 
 def _check_folder(flag: str, path: str | None) -> None:
-    if path and Path(path).exists() and not Path(path).is_dir():
-        raise InputError(f"{flag} {path!r} is a file; pass a folder.")
+    if path:
+        check_output(path, flag, folder=True)
 
 
 def _write_outputs(evaluation: Evaluation, args: argparse.Namespace) -> None:
@@ -180,12 +169,10 @@ def _cmd_benchmark(args: argparse.Namespace) -> None:
 
         adapt = AdaptConfig(args.adapt, lr=args.adapt_lr, steps=args.adapt_steps, batch_size=args.adapt_batch_size)
     out = Path(args.out or f"ontheline-{args.command}" + (f"-{adapt.label}" if adapt else ""))
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {str(out)!r} is a file; pass a folder for report.html and results.json.")
+    _check_folder("--out", str(out))
     from ontheline.store import Store
 
-    if args.store and Path(args.store).exists() and not Path(args.store).is_dir():
-        raise InputError(f"--store {args.store!r} is a file; pass a folder for the prediction store.")
+    _check_folder("--store", args.store)
     _check_folder("--plots", args.plots)
     store = Store(args.store)
     result = run_benchmark(
@@ -247,6 +234,8 @@ def _cmd_adapt(args: argparse.Namespace) -> None:
             models.append(load_torch(factory(), path))
         except RuntimeError as exc:  # the weights do not fit the network --arch builds
             raise InputError(f"--weights {path!r} does not fit {args.arch}(): {str(exc).splitlines()[0]}") from None
+        except ValueError as exc:  # not a weights file at all
+            raise InputError(f"--weights: {exc}") from None
     id_x, id_y = _load_inputs(args.id, "id", labels_required=True)
     ood_x, ood_y = _load_inputs(args.ood, "ood", labels_required=False)
     if args.method:  # BN-adapt takes no step, so its learning rate is irrelevant: one config
@@ -283,10 +272,7 @@ def _cmd_adapt(args: argparse.Namespace) -> None:
 def _load_inputs(path: str, role: str, *, labels_required: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """An NPZ with the model inputs ``x`` (n_samples, ...) and, for ID, the true ``labels``."""
     flag = f"--{role}"
-    if not os.path.isfile(path) or not zipfile.is_zipfile(path):
-        raise InputError(f"{flag} file {path!r} is not a readable NPZ file; save x (and labels) with numpy.savez.")
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
+    arrays = read_npz(path, flag, fix="save x (and labels) with numpy.savez")
     if "x" not in arrays:
         raise InputError(f"{flag} file {path!r} has no 'x' key; it needs the model inputs as x (n_samples, ...).")
     if labels_required and "labels" not in arrays:
@@ -372,6 +358,11 @@ def _cmd_store(args: argparse.Namespace) -> None:
     from ontheline.store import Store
 
     store = Store(args.store)
+    if args.action != "clean" and not store.path.is_dir():  # a mistyped path is an error, never a new store
+        raise InputError(
+            f"There is no store at {str(store.path)!r}; pass the folder it was written to with --store "
+            "(default $ONTHELINE_STORE or ~/.cache/ontheline)."
+        )
     if args.action == "ls":
         entries = store.ls(model=args.model, dataset=args.dataset)
         if args.format == "json":
@@ -416,11 +407,8 @@ def _export(store: Any, args: argparse.Namespace) -> None:
                 f"{[k[:12] for k in clash]}; export chosen keys instead."
             )
         keys = [ks[0] for ks in by_model.values()]
-    labels = None
-    if args.labels:
-        if not os.path.isfile(args.labels):
-            raise InputError(f"--labels file {args.labels!r} does not exist; pass a .npy file saved with numpy.save.")
-        labels = np.load(args.labels, allow_pickle=False)
+    labels = read_npy(args.labels, "--labels") if args.labels else None
+    check_output(args.out, "--out")
     path = store.export(keys, args.out, labels=labels)
     print(f"Wrote {len(keys)} models to {path}.")
 
@@ -463,6 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     outputs.add_argument("--ood", required=True, help="NPZ with probs|logits|preds and models; labels optional")
     outputs.add_argument("--min-r2", type=_unit_float, default=0.95, help="trust threshold on the agreement line's R²")
+    outputs.add_argument(
+        "--keep", nargs=2, type=_open_unit_float, default=[0.05, 0.98], metavar=("LOW", "HIGH"),
+        help="the agreement filter: pairs with ID and OOD agreement in [LOW, HIGH] make the line (default 0.05 0.98)",
+    )  # fmt: skip
     outputs.add_argument("--plots", metavar="DIR", help="also save the figures as PNG and SVG in this folder")
     outputs.add_argument("--title", default="ontheline estimate", help="the report's title")
 
@@ -581,6 +573,10 @@ def _positive_float(text: str) -> float:
     return _number(text, float, lambda v: v > 0, "a positive number")
 
 
+def _open_unit_float(text: str) -> float:
+    return _number(text, float, lambda v: 0.0 < v < 1.0, "a number strictly between 0 and 1")
+
+
 def _unit_float(text: str) -> float:
     return _number(text, float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
 
@@ -600,7 +596,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(exc: Any) -> str:
-    return " ".join(str(exc).split())
+    return printable(" ".join(str(exc).split()))
 
 
 if __name__ == "__main__":

@@ -198,6 +198,12 @@ def group_samples(rows: Iterable[Mapping[str, Any]] | Any) -> Samples:
     ``rows`` is an iterable of mappings, a mapping of columns, or a pandas DataFrame, with
     columns ``problem`` and ``correct`` (bool or 0/1), optionally ``answer`` (for maj@k),
     ``score`` (for best@k) and ``sample`` (ignored: order does not matter).
+
+    Examples
+    --------
+    >>> samples = group_samples([{"problem": "p1", "correct": 1}, {"problem": "p1", "correct": 0}])
+    >>> samples.n.tolist(), samples.c.tolist()
+    ([2], [1])
     """
     if hasattr(rows, "to_dict"):  # a DataFrame
         rows = rows.to_dict("list")
@@ -205,6 +211,12 @@ def group_samples(rows: Iterable[Mapping[str, Any]] | Any) -> Samples:
         columns = {k: list(v) for k, v in rows.items()}
     else:
         records = list(rows)
+        for i, record in enumerate(records):
+            if not isinstance(record, Mapping):
+                raise ValueError(
+                    f"Sample {i + 1} is a {type(record).__name__}, not a record; each sample must be one object "
+                    'with problem and correct, e.g. {"problem": "p1", "answer": "42", "correct": true}.'
+                )
         keys = list(dict.fromkeys(k for r in records for k in r))
         columns = {k: [r.get(k) for r in records] for k in keys}
     for needed in ("problem", "correct"):
@@ -216,15 +228,29 @@ def group_samples(rows: Iterable[Mapping[str, Any]] | Any) -> Samples:
     correct = [_as_bool(v) for v in columns["correct"]]
     groups: dict[Any, list[int]] = {}
     for i, problem in enumerate(columns["problem"]):
+        if not isinstance(problem, (str, int, float)) or isinstance(problem, bool):
+            raise ValueError(f"Sample {i + 1} has problem {problem!r:.40}; a problem must be a string or a number.")
         groups.setdefault(problem, []).append(i)
     answers = columns.get("answer") or [None] * len(correct)
-    scores = columns.get("score")
+    scores = None if columns.get("score") is None else [_as_score(v, i) for i, v in enumerate(columns["score"])]
     return Samples(
         tuple(groups),
         tuple(np.array([str(answers[i]) for i in idx]) for idx in groups.values()),
         tuple(np.array([correct[i] for i in idx]) for idx in groups.values()),
-        None if scores is None else tuple(np.array([float(scores[i]) for i in idx]) for idx in groups.values()),
+        None if scores is None else tuple(np.array([scores[i] for i in idx]) for idx in groups.values()),
     )
+
+
+def _as_score(value: Any, row: int) -> float:
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        score = float("nan")
+    if isinstance(value, bool) or not math.isfinite(score):
+        raise ValueError(
+            f"Sample {row + 1} has score {value!r:.40}; a score must be a finite number (or leave out the column)."
+        )
+    return score
 
 
 def _as_bool(value: Any) -> bool:
@@ -234,8 +260,9 @@ def _as_bool(value: Any) -> bool:
             return True
         if text in ("0", "false", "no", "n", "f", ""):
             return False
-        raise ValueError(f"correct must be true/false or 1/0; got {value!r}.")
-    return bool(value)
+    elif isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, float, np.number)) and value in (0, 1)):
+        return bool(value)
+    raise ValueError(f"correct must be true/false or 1/0; got {value!r:.40}.")
 
 
 def _per_problem(values: Sequence[Any], correct: Sequence[Any], owner: str) -> Iterable[tuple[np.ndarray, np.ndarray]]:

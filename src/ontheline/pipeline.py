@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ontheline._validation import EstimationError
 from ontheline.agreement import AgreementLine, encode_labels
 from ontheline.estimators import METHODS, EstimateResult, make_estimator
 from ontheline.predictions import Predictions, as_predictions
@@ -51,23 +52,21 @@ class Evaluation:
 
     def trust_message(self) -> str:
         """One paragraph that says whether agreement-on-the-line holds here and what follows for the estimates."""
+        first = next(iter(self.results.values()))
+        issues = first.trust_issues
         line = self.line
         if line is None:
+            return f"WARNING: {'; '.join(issues)}, so nothing says whether agreement-on-the-line holds; treat every estimate with caution."
+        stats = (
+            f"slope {line.slope:.3f}, bias {line.bias:.3f}, R² {line.r2:.3f} over {line.n_pairs} pairs "
+            f"({line.n_distinct} distinct)"
+        )
+        if not issues:
             return (
-                "Agreement line: not available (needs at least 3 models with pairs inside the agreement filter), "
-                "so nothing says whether agreement-on-the-line holds; treat every estimate with caution."
-            )
-        stats = f"slope {line.slope:.3f}, bias {line.bias:.3f}, R² {line.r2:.3f} over {line.n_pairs} pairs"
-        threshold = next(iter(self.results.values())).min_r2
-        if self.trusted:
-            return (
-                f"Agreement line: {stats}. Agreement-on-the-line holds (R² >= {threshold}): "
+                f"Agreement line: {stats}. Agreement-on-the-line holds (R² >= {first.min_r2}): "
                 "the ALine estimates can be trusted."
             )
-        return (
-            f"WARNING: agreement line {stats}. R² is below {threshold}: agreement-on-the-line may not hold for this "
-            "shift, and every estimate may be off by many points."
-        )
+        return f"WARNING: agreement line {stats}. Not to be trusted: {'; '.join(issues)}. Every estimate may be off by many points."
 
     def plot(self, ax: Any = None) -> Any:
         """The agreement plot of the ranking method's result, with the true accuracies when known (matplotlib Axes)."""
@@ -129,6 +128,7 @@ def evaluate(
     ood_labels: Any = None,
     min_r2: float = 0.95,
     n_bootstrap: int = 200,
+    keep: tuple[float, float] = (0.05, 0.98),
 ) -> Evaluation:
     """Fit every method on the ID data and estimate on the OOD data.
 
@@ -146,9 +146,11 @@ def evaluate(
         Trust threshold on the agreement line's R².
     n_bootstrap : int
         Resamples for the ALine intervals.
+    keep : (float, float)
+        The agreement filter: pairs whose ID and OOD agreement both lie in this range make the line.
     """
     names = list(METHODS) if methods is None else list(dict.fromkeys(methods))
-    estimators = {name: make_estimator(name, min_r2=min_r2, n_bootstrap=n_bootstrap) for name in names}
+    estimators = {name: make_estimator(name, min_r2=min_r2, n_bootstrap=n_bootstrap, keep=keep) for name in names}
     id_p = as_predictions(id_preds, name="id_preds")
     ood_p = as_predictions(ood_preds, models=None if _named(ood_preds) else id_p.models, name="ood_preds")
     results: dict[str, EstimateResult] = {}
@@ -159,9 +161,12 @@ def evaluate(
             if estimator.needs_probs and (id_p.probs is None or ood_p.probs is None):
                 skipped[name] = "needs probabilities or logits; only labels were given"
                 continue
-            results[name] = estimator.fit(id_p, id_labels).estimate(ood_p)
+            try:
+                results[name] = estimator.fit(id_p, id_labels).estimate(ood_p)
+            except EstimationError as exc:  # this zoo defeats this method; the others may still run
+                skipped[name] = str(exc)
     if not results:
-        raise ValueError(
+        raise EstimationError(
             f"None of the methods {names} could run: {skipped}. Pass probabilities or choose label-based methods."
         )
     messages = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))

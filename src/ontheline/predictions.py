@@ -8,7 +8,7 @@ converted by :func:`as_predictions`; nothing inside the library guesses again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
@@ -21,7 +21,11 @@ from ontheline._validation import check_finite
 Kind = Literal["labels", "probs", "logits"]
 
 # Rows of a probability matrix may be off by float32 rounding; anything further is not probabilities.
+# Accepted rows are clipped at 0 and renormalised, so every probability downstream is exact.
 _ROW_SUM_TOLERANCE = 1e-3
+# Labels without an explicit class list mean the classes 0..max; past this many, ask for the list
+# (a single stray label of 10**9 must not make a billion-entry class tuple).
+MAX_INFERRED_CLASSES = 1 << 20
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,7 +165,7 @@ def _from_dask(
                 f"{name}: a dask array of labels must hold class indices (n_models, n_samples) as integers, or "
                 f"probabilities (n_models, n_samples, n_classes); got shape {array.shape} and dtype {array.dtype}."
             )
-        n_classes = len(classes) if classes is not None else int(array.max().compute()) + 1
+        n_classes = len(classes) if classes is not None else _inferred_class_count(int(array.max().compute()), name)
         if classes is not None and tuple(classes) != tuple(range(n_classes)):
             raise ValueError(f"{name}: a dask array of labels must hold indices 0..K-1; pass classes=range(K).")
         labels = array.rechunk({0: -1}).map_blocks(_checked_indices, n_classes, name, dtype=_index_dtype(n_classes))
@@ -172,7 +176,7 @@ def _from_dask(
             f"n_classes >= 2. Got shape {array.shape} and dtype {array.dtype}."
         )
     n_classes = array.shape[2]
-    class_tuple = tuple(range(n_classes)) if classes is None else tuple(classes)
+    class_tuple = tuple(range(n_classes)) if classes is None else _class_tuple(classes)
     if len(class_tuple) != n_classes:
         raise ValueError(f"{name} has {n_classes} class columns but {len(class_tuple)} classes were given.")
     scores = array.rechunk({0: -1, 2: -1})
@@ -193,20 +197,42 @@ def _checked_indices(block: np.ndarray, n_classes: int, name: str) -> np.ndarray
 
 def _softmax_checked(block: np.ndarray, name: str) -> np.ndarray:
     check_finite(name, block)
-    return softmax(block.astype(np.result_type(block.dtype, np.float32), copy=False), axis=-1)
+    return np.asarray(softmax(block.astype(np.result_type(block.dtype, np.float32), copy=False), axis=-1))
 
 
 def _checked_probs(block: np.ndarray, name: str) -> np.ndarray:
-    block = block.astype(np.result_type(block.dtype, np.float32), copy=False)
-    check_finite(name, block)
-    if block.size and (np.abs(block.sum(axis=-1) - 1.0).max() > _ROW_SUM_TOLERANCE or block.min() < 0):
-        raise ValueError(f"{name} rows must be probabilities that sum to 1; pass logits with kind='logits'.")
-    return block
+    return _normalised_probs(block, name)
+
+
+def _normalised_probs(array: np.ndarray, name: str) -> np.ndarray:
+    """A new array (float32 at least) of ``array``'s rows clipped at 0 and renormalised; rows further
+    than the tolerance from probabilities are refused with a hint (they are usually logits)."""
+    check_finite(name, array)
+    # Each of K values stored in a low precision (float16) may be off by half its epsilon.
+    tolerance = max(_ROW_SUM_TOLERANCE, array.shape[-1] * float(np.finfo(np.result_type(array.dtype, np.float16)).eps))
+    array = array.astype(np.result_type(array.dtype, np.float32), copy=False)
+    if array.size == 0:
+        return array.copy()
+    deviation = float(np.abs(array.sum(axis=-1) - 1.0).max())
+    lowest = float(array.min())
+    if deviation > tolerance or lowest < -tolerance:
+        raise ValueError(
+            f"{name} rows must be probabilities that sum to 1 (max deviation {deviation:.3g}, min value "
+            f"{lowest:.3g}); these look like logits: pass them as logits, or apply softmax."
+        )
+    probs = np.clip(array, 0.0, None)
+    probs /= probs.sum(axis=-1, keepdims=True)
+    return probs
 
 
 def _model_names(models: Sequence[str] | None, n_models: int, name: str) -> tuple[str, ...]:
     if models is None:
         return tuple(f"model_{i}" for i in range(n_models))
+    if isinstance(models, (str, bytes)) or not isinstance(models, Iterable):
+        raise ValueError(
+            f"models must be a sequence of model names, one per model; got {type(models).__name__} {models!r:.60}. "
+            "Pass a list, e.g. models=['a', 'b']."
+        )
     names = tuple(str(m) for m in models)
     if len(names) != n_models:
         raise ValueError(
@@ -233,11 +259,45 @@ def _from_labels(array: np.ndarray, models: tuple[str, ...], classes: Sequence[A
         if array.dtype.kind in "iu":
             if array.min() < 0:
                 raise ValueError(f"{name} has negative labels; pass classes= to say which labels exist.")
-            classes = range(int(array.max()) + 1)
+            class_tuple: tuple[Any, ...] = tuple(range(_inferred_class_count(int(array.max()), name)))
         else:
-            classes = np.unique(array).tolist()
-    class_tuple = tuple(classes)
+            class_tuple = tuple(np.unique(array).tolist())
+    else:
+        class_tuple = _class_tuple(classes)
     return Predictions(_encode(array, class_tuple, name), None, models, class_tuple)
+
+
+def _inferred_class_count(max_label: int, name: str) -> int:
+    """``max_label + 1``: the classes 0..max that integer labels imply, within a sane bound."""
+    if max_label >= MAX_INFERRED_CLASSES:
+        raise ValueError(
+            f"{name} has the label {max_label}, so without classes= it would mean {max_label + 1:,} classes "
+            f"(0..{max_label}); pass classes= with the labels that exist."
+        )
+    return max_label + 1
+
+
+def _class_tuple(classes: Any) -> tuple[Any, ...]:
+    """``classes`` as a tuple of distinct, hashable, scalar labels (numpy scalars become Python ones)."""
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, Iterable):
+        raise ValueError(
+            f"classes must be a sequence of class labels; got {type(classes).__name__} {classes!r:.60}. "
+            "Pass a list, e.g. classes=['cat', 'dog']."
+        )
+    values = tuple(c.item() if isinstance(c, np.generic) else c for c in classes)
+    nested = [c for c in values if isinstance(c, (list, tuple, set, dict, np.ndarray))]
+    if nested:
+        raise ValueError(
+            f"classes must be a flat sequence of class labels (strings or numbers); it holds {nested[0]!r:.40}. "
+            "Pass one label per class, e.g. classes=[0, 1]."
+        )
+    try:
+        distinct = len(set(values))
+    except TypeError as exc:
+        raise ValueError(f"classes must hold hashable labels (strings or numbers); {exc}.") from None
+    if distinct != len(values):
+        raise ValueError(f"classes must be distinct; got {list(values)[:20]}.")
+    return values
 
 
 def _from_scores(
@@ -250,20 +310,9 @@ def _from_scores(
         )
     if array.dtype.kind not in "fiu":
         raise ValueError(f"{name} holds {kind} but has dtype {array.dtype}; pass a float array.")
-    array = array.astype(np.result_type(array.dtype, np.float32), copy=False)
-    check_finite(name, array)
-    if kind == "logits":
-        probs = softmax(array, axis=-1)
-    else:
-        deviation = float(np.abs(array.sum(axis=-1) - 1.0).max())
-        if deviation > _ROW_SUM_TOLERANCE or array.min() < 0:
-            raise ValueError(
-                f"{name} rows must be probabilities that sum to 1 (max deviation {deviation:.3g}, min value "
-                f"{float(array.min()):.3g}); these look like logits: pass them as logits, or apply softmax."
-            )
-        probs = array
+    probs = _softmax_checked(array, name) if kind == "logits" else _normalised_probs(array, name)
     n_classes = array.shape[2]
-    class_tuple = tuple(range(n_classes)) if classes is None else tuple(classes)
+    class_tuple = tuple(range(n_classes)) if classes is None else _class_tuple(classes)
     if len(class_tuple) != n_classes:
         raise ValueError(
             f"{name} has {n_classes} class columns but {len(class_tuple)} classes were given; pass one per column."
@@ -278,9 +327,12 @@ def _index_dtype(n_classes: int) -> np.dtype:
 
 def _encode(values: np.ndarray, classes: tuple[Any, ...], name: str) -> np.ndarray:
     """Indices of ``values`` in ``classes``; any value not in ``classes`` is an error."""
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"classes must be distinct; got {list(classes)}.")
-    if values.dtype.kind in "iu" and all(isinstance(c, (int, np.integer)) for c in classes):
+    classes = _class_tuple(classes)
+    if (
+        values.dtype.kind in "iu"
+        and all(isinstance(c, int) for c in classes)
+        and _span(values, classes) <= len(classes) + MAX_INFERRED_CLASSES
+    ):
         return _encode_ints(values, classes, name)
     lookup = np.asarray(classes)
     order = np.argsort(lookup, kind="stable")
@@ -298,6 +350,12 @@ def _encode(values: np.ndarray, classes: tuple[Any, ...], name: str) -> np.ndarr
             f"{name} has labels {shown} that are not among classes {list(classes)[:20]}; pass the full class order as classes=."
         )
     return index.astype(_index_dtype(len(classes)))
+
+
+def _span(values: np.ndarray, classes: tuple[Any, ...]) -> int:
+    """How many integers lie between the smallest and the largest of ``values`` and ``classes``."""
+    ends = [min(classes), max(classes)] + ([int(values.min()), int(values.max())] if values.size else [])
+    return max(ends) - min(ends) + 1
 
 
 def _encode_ints(values: np.ndarray, classes: tuple[Any, ...], name: str) -> np.ndarray:

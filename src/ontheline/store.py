@@ -5,12 +5,14 @@ One folder holds everything: ``catalog.sqlite`` (what is stored, and how it was 
 ``(n_samples, n_classes)``). An entry is keyed by a fingerprint of the model (weights and
 configuration), the dataset's content, the preprocessing and the package version.
 
-Writes are atomic: an entry is written into a private temporary folder, renamed into place
-(a single atomic step on one file system), and only then recorded in the catalog, in one
-SQLite transaction. A process killed at any moment leaves no partial entry visible; two
-processes writing different entries (or the same one) at once are safe. Every entry carries
-a SHA-256 of its arrays, checked on reading, so a damaged entry raises :class:`StoreError`
-instead of returning wrong numbers.
+Writes are atomic: an entry is written into a private temporary folder, then renamed into
+place (a single atomic step on one file system) and recorded in the catalog in one SQLite
+transaction. A process killed at any moment leaves no partial entry visible; two processes
+writing different entries (or the same one) at once are safe. The catalog keeps a SHA-256 of
+each entry's arrays, checked by :meth:`Store.get`, and one of every chunk of samples, checked
+as the lazy arrays of :meth:`Store.stacked_probs` read them, so a damaged entry raises
+:class:`StoreError` instead of returning wrong numbers. Nothing is created until the first
+write; reading works on a store the reader cannot write.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,12 +33,27 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added the chunks table; a version 1 catalog is migrated on its first write
+CHUNK_SAMPLES = 1 << 16  # samples per Zarr chunk, and per read task of the lazy arrays
 _COLUMNS = (
     "key", "model", "model_fingerprint", "dataset", "dataset_fingerprint", "preprocessing", "version",
     "n_samples", "n_classes", "dtype", "created", "seconds", "device", "checksum",
 )  # fmt: skip
 PROB_DTYPES = ("float16", "float32")
+_CATALOG = "catalog.sqlite"
+_KEY = re.compile(r"[0-9a-f]{32}")  # what entry_key makes; anything else never becomes a path
+_PREFIX = re.compile(r"[0-9a-f]{6,32}")  # what a user may pass to look an entry up
+_CHUNKS_TABLE = (  # the SHA-256 of samples [start, stop) of one array of one entry
+    "CREATE TABLE chunks (key TEXT NOT NULL, array TEXT NOT NULL, start INTEGER NOT NULL, stop INTEGER NOT NULL, "
+    "checksum TEXT NOT NULL, PRIMARY KEY (key, array, start))"
+)
+_TABLES = (
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE entries ("
+    + ", ".join(f"{c} {'REAL' if c in ('n_samples', 'n_classes', 'seconds') else 'TEXT'}" for c in _COLUMNS)
+    + ", PRIMARY KEY (key))",
+    _CHUNKS_TABLE,
+)
 
 
 class StoreError(ValueError):
@@ -101,7 +119,7 @@ def entry_key(
 
 
 class Store:
-    """A prediction store in one folder (created when missing).
+    """A prediction store in one folder (created by the first write; reading creates nothing).
 
     Parameters
     ----------
@@ -122,21 +140,6 @@ class Store:
         self.path = Path(path) if path is not None else default_store_path()
         if self.path.exists() and not self.path.is_dir():
             raise StoreError(f"The store path {str(self.path)!r} is a file; pass a folder.")
-        (self.path / "entries").mkdir(parents=True, exist_ok=True)
-        (self.path / "tmp").mkdir(exist_ok=True)
-        with self._catalog() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            found = db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
-            if found != str(SCHEMA_VERSION):
-                raise StoreError(
-                    f"The store at {str(self.path)!r} has schema version {found}, but this ontheline reads version "
-                    f"{SCHEMA_VERSION}; upgrade ontheline, or point it at another folder (ONTHELINE_STORE)."
-                )
-            columns = ", ".join(
-                f"{c} {'TEXT' if c not in ('n_samples', 'n_classes', 'seconds') else 'REAL'}" for c in _COLUMNS
-            )
-            db.execute(f"CREATE TABLE IF NOT EXISTS entries ({columns}, PRIMARY KEY (key))")
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -157,12 +160,13 @@ class Store:
         seconds: float = 0.0,
         device: str = "cpu",
     ) -> EntryInfo:
-        """Store one model's predictions on one dataset; returns its catalog row.
+        """Store one model's predictions on one dataset; returns the catalog row of what is stored.
 
         Pass ``probs`` ``(n_samples, n_classes)`` (stored as ``dtype``, labels taken as their
         argmax), or, for a model that only gives hard predictions, ``labels`` ``(n_samples,)``.
-        Putting an entry that already exists keeps the stored one (the same key means the same
-        model, data and code, hence the same numbers).
+        Putting an entry that already exists and is intact keeps the stored one (the same key
+        means the same model, data and code), whatever ``dtype`` or numbers come with it; a
+        stored entry that is missing or damaged is replaced, arrays and catalog row together.
         """
         if (probs is None) == (labels is None):
             raise ValueError("Store.put takes either probs (n_samples, n_classes) or labels (n_samples,), not both.")
@@ -184,71 +188,115 @@ class Store:
             stored, n_classes, dtype = None, int(labels.max(initial=0)) + 1, "labels"
         labels = labels.astype(np.min_scalar_type(max(n_classes - 1, 0)))  # uint8 up to 256 classes
         key = entry_key(model_fingerprint, dataset_fingerprint, preprocessing)
+        target = self._entry_path(key)
+        seen = self._stored(key)
+        if seen is not None and self._intact(seen):
+            return seen
+        arrays = {"labels": labels} if stored is None else {"labels": labels, "probs": stored}
+        chunk = max(1, min(len(labels), CHUNK_SAMPLES))
+        sums = [
+            (key, name, start, min(start + chunk, len(array)), fingerprint_array(array[start : start + chunk]))
+            for name, array in arrays.items()
+            for start in range(0, len(array), chunk)
+        ]
         info = EntryInfo(
             key, model, model_fingerprint, dataset, dataset_fingerprint, preprocessing, _version(),
             len(labels), n_classes, dtype, datetime.now(UTC).isoformat(timespec="seconds"),
             float(seconds), device, _checksum(labels, stored),
         )  # fmt: skip
-        target = self._entry_path(key)
-        if not target.exists():
-            self._write_entry(target, labels, stored)
-        elif _stored_checksum(target) != info.checksum:
-            # A folder left by a writer killed after its rename but before the catalog insert is
-            # complete by construction; one that does not match is replaced, never trusted.
-            self._replace_entry(target, labels, stored)
-        with self._catalog() as db:
-            db.execute(f"INSERT OR IGNORE INTO entries VALUES ({', '.join('?' * len(_COLUMNS))})", _row(info))
-        return self.info(key)
-
-    def _write_entry(self, target: Path, labels: np.ndarray, probs: np.ndarray | None) -> None:
-        zarr = _zarr()
-        staging = self.path / "tmp" / f"{target.name}-{os.getpid()}-{secrets.token_hex(4)}"
+        self._create()
+        staging = self._stage(key, arrays, chunk)  # the slow part, outside the catalog's write lock
         try:
-            group = zarr.open_group(str(staging), mode="w")
-            chunk = max(1, min(len(labels), 1 << 16))
-            group.create_array("labels", data=labels, chunks=(chunk,))
-            if probs is not None:
-                group.create_array("probs", data=probs, chunks=(chunk, probs.shape[1]))
-            _fsync_tree(staging)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.rename(staging, target)  # atomic; fails if another writer got there first
-            except OSError:
-                if not target.exists():
-                    raise
+            with self._open(write=True) as db:
+                now = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM entries WHERE key = ?", (key,)).fetchone()
+                if now is not None and (seen is None or self._info(now) != seen):
+                    return self._info(now)  # another writer stored it since we looked: theirs is kept
+                # Under the write lock: no other writer moves this folder or its row meanwhile.
+                # A folder already there (a killed writer's, or the damaged one) is replaced, never trusted.
+                target.parent.mkdir(exist_ok=True)
+                if target.exists():
+                    self._discard(target, "damaged")
+                os.rename(staging, target)
+                db.execute(f"INSERT OR REPLACE INTO entries VALUES ({', '.join('?' * len(_COLUMNS))})", _row(info))
+                db.execute("DELETE FROM chunks WHERE key = ?", (key,))
+                db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?)", sums)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        return info
 
-    def _replace_entry(self, target: Path, labels: np.ndarray, probs: np.ndarray | None) -> None:
-        aside = self.path / "tmp" / f"{target.name}-damaged-{secrets.token_hex(4)}"
-        os.rename(target, aside)
+    def _stage(self, key: str, arrays: dict[str, np.ndarray], chunk: int) -> Path:
+        """Write the arrays into a private folder under ``tmp/`` (named after this process) and sync them."""
+        staging = self.path / "tmp" / f"{key}-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            group = _zarr().open_group(str(staging), mode="w")
+            for name, array in arrays.items():
+                group.create_array(name, data=array, chunks=(chunk, *array.shape[1:]))
+            _fsync_tree(staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return staging
+
+    def _discard(self, folder: Path, why: str) -> None:
+        """Move a folder out of sight (one atomic rename into ``tmp/``), then delete it."""
+        aside = self.path / "tmp" / f"{folder.name}-{why}-{secrets.token_hex(4)}"
+        os.rename(folder, aside)
         shutil.rmtree(aside, ignore_errors=True)
-        self._write_entry(target, labels, probs)
+
+    def _create(self) -> None:
+        """Make the folders and the catalog of a new store; what exists is left as it is."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / "entries").mkdir(exist_ok=True)
+        (self.path / "tmp").mkdir(exist_ok=True)
+        catalog = self.path / _CATALOG
+        if catalog.exists():
+            return
+        # Built under a private name and linked into place only if still absent (a link never
+        # replaces a file), so no opener ever sees a half-made catalog and a concurrent first
+        # writer's catalog is never overwritten.
+        draft = self.path / "tmp" / f"catalog-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            db = sqlite3.connect(draft, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")  # kept in the file: readers never block the one writer
+                db.execute("BEGIN")
+                for table in _TABLES:
+                    db.execute(table)
+                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                db.execute("COMMIT")
+            finally:
+                db.close()
+            with suppress(FileExistsError):  # another writer made it first; theirs is used
+                os.link(draft, catalog)
+        finally:
+            draft.unlink(missing_ok=True)
 
     # --- reading -------------------------------------------------------------------------------
 
     def has(self, key: str) -> bool:
-        with self._catalog() as db:
-            return db.execute("SELECT 1 FROM entries WHERE key = ?", (key,)).fetchone() is not None
+        return bool(self._select("SELECT 1 FROM entries WHERE key = ?", (key,)))
 
     def info(self, key: str) -> EntryInfo:
         """The catalog row of ``key`` (a unique prefix of at least 6 characters also works)."""
-        rows = []
-        if len(key) >= 6:
-            with self._catalog() as db:
-                query = f"SELECT {', '.join(_COLUMNS)} FROM entries WHERE substr(key, 1, ?) = ?"
-                rows = db.execute(query, (len(key), key)).fetchall()
+        if not isinstance(key, str) or not _PREFIX.fullmatch(key):
+            raise StoreError(
+                f"{key!r} is not an entry key: expected 6 to 32 lowercase hex characters, a key or a unique "
+                "prefix of one; 'ontheline store ls' lists them."
+            )
+        query = f"SELECT {', '.join(_COLUMNS)} FROM entries WHERE substr(key, 1, ?) = ?"
+        rows = self._select(query, (len(key), key))
         if not rows:
             raise StoreError(f"No entry {key!r} in the store at {str(self.path)!r}; 'ontheline store ls' lists them.")
         if len(rows) > 1:
             raise StoreError(f"{key!r} matches {len(rows)} entries; give more characters of the key.")
-        return _info(rows[0])
+        return self._info(rows[0])
 
     def get(self, key: str, *, verify: bool = True) -> Entry:
         """Read one entry; with ``verify`` its checksum is checked, and a mismatch raises :class:`StoreError`."""
         info = self.info(key)
+        path = self._entry_path(info.key)
         try:
-            labels, probs = _read_arrays(self._entry_path(info.key))
+            labels, probs = _read_arrays(path)
         except Exception as exc:  # any failure to decode the arrays is damage, reported the same way
             raise self._damaged(info, f"its arrays cannot be read ({type(exc).__name__}: {exc})") from None
         expected = None if info.dtype == "labels" else (info.n_samples, info.n_classes)
@@ -265,19 +313,17 @@ class Store:
             if value is not None:
                 query += f" AND {column} = ?"
                 args.append(value)
-        with self._catalog() as db:
-            return [_info(row) for row in db.execute(query + " ORDER BY rowid", args)]
+        return [self._info(row) for row in self._select(query + " ORDER BY rowid", args)]
 
     def rm(self, key: str) -> EntryInfo:
-        """Remove one entry: the catalog row first, so it stops being visible at once."""
+        """Remove one entry: its catalog rows and its folder, in one transaction."""
         info = self.info(key)
-        with self._catalog() as db:
-            db.execute("DELETE FROM entries WHERE key = ?", (info.key,))
         target = self._entry_path(info.key)
-        if target.exists():
-            aside = self.path / "tmp" / f"{info.key}-removed-{secrets.token_hex(4)}"
-            os.rename(target, aside)
-            shutil.rmtree(aside, ignore_errors=True)
+        with self._open(write=True) as db:
+            db.execute("DELETE FROM entries WHERE key = ?", (info.key,))
+            db.execute("DELETE FROM chunks WHERE key = ?", (info.key,))
+            if target.exists():
+                self._discard(target, "removed")
         return info
 
     def stacked_labels(self, keys: Sequence[str]) -> Any:
@@ -285,7 +331,10 @@ class Store:
 
         Nothing is read until it is computed, chunk by chunk, so
         :func:`ontheline.pairwise_agreement` on it needs memory for one chunk of samples, not
-        for the whole array. Checksums are not verified on this path; :meth:`get` verifies them.
+        for the whole array. Each chunk is checked against the SHA-256 recorded for it when it
+        was written, as it is read: damage raises :class:`StoreError`, as :meth:`get` does.
+        Entries written before chunk checksums were kept (schema version 1) are verified whole
+        (as :meth:`get` does) when the lazy array is made.
         """
         return self._stacked(keys, "labels")
 
@@ -293,7 +342,7 @@ class Store:
         """The probabilities of several entries as one lazy dask array ``(n_models, n_samples, n_classes)``.
 
         What the estimators take for large OOD sets: every method then reads the store chunk
-        by chunk (see :meth:`stacked_labels`).
+        by chunk, each chunk verified as it is read (see :meth:`stacked_labels`).
         """
         missing = [k for k in keys if self.info(k).dtype == "labels"]
         if missing:
@@ -311,23 +360,74 @@ class Store:
             raise ValueError(f"stacked_{name} takes entries of one dataset; these keys have different sample counts.")
         # Arrays are opened once; each block task then reads one slice of samples from every
         # model, so the graph has one task per block instead of one per model and block.
-        zarr = _zarr()
-        arrays = [zarr.open_array(str(self._entry_path(i.key) / name), mode="r") for i in infos]
+        arrays = [self._open_array(i, name) for i in infos]
         if len({a.shape[1:] for a in arrays}) > 1:
             raise ValueError(f"stacked_{name} takes entries with the same number of classes.")
-        n_samples, chunk, rest = infos[0].n_samples, arrays[0].chunks[0], arrays[0].shape[1:]
+        sums = self._chunk_sums(infos, arrays, name)
+        rest = arrays[0].shape[1:]
         dtype = np.result_type(*(a.dtype for a in arrays))
 
         def read(start: int, stop: int) -> np.ndarray:
-            return np.stack([a[start:stop] for a in arrays]).astype(dtype, copy=False)
+            rows = []
+            for info, array, chunks in zip(infos, arrays, sums):
+                # The recorded chunks that hold [start, stop): one when every entry has the same
+                # chunks (the usual case, as blocks follow the first entry's chunks).
+                held = [c for c in chunks if c[0] < stop and c[1] > start]
+                pieces = [self._read_chunk(info, name, array, *c) for c in held]
+                values = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+                rows.append(values[start - held[0][0] : stop - held[0][0]])
+            return np.stack(rows).astype(dtype, copy=False)
 
         blocks = [
-            da.from_delayed(
-                dask.delayed(read)(s, min(s + chunk, n_samples)), (len(arrays), min(chunk, n_samples - s), *rest), dtype
-            )
-            for s in range(0, n_samples, chunk)
+            da.from_delayed(dask.delayed(read)(start, stop), (len(arrays), stop - start, *rest), dtype)
+            for start, stop, _ in sums[0]
         ]
         return da.concatenate(blocks, axis=1)
+
+    def _open_array(self, info: EntryInfo, name: str) -> Any:
+        path = self._entry_path(info.key) / name
+        try:
+            array = _zarr().open_array(str(path), mode="r")
+        except Exception as exc:
+            raise self._damaged(info, f"its {name} cannot be read ({type(exc).__name__}: {exc})") from None
+        if array.shape != ((info.n_samples,) if name == "labels" else (info.n_samples, info.n_classes)):
+            raise self._damaged(info, "its arrays do not have the shapes recorded when it was written")
+        return array
+
+    def _chunk_sums(self, infos: list[EntryInfo], arrays: list[Any], name: str) -> list[list[tuple[int, int, str]]]:
+        """Each entry's ``(start, stop, sha256)`` of every chunk of array ``name``, from the catalog.
+
+        An entry written without them (schema version 1) is verified whole now, and its sums are
+        taken from the verified values, so its chunks are checked as they are read like any other.
+        """
+        with self._open() as db:
+            kept = db is not None and db.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunks'").fetchone()
+            query = "SELECT start, stop, checksum FROM chunks WHERE key = ? AND array = ? ORDER BY start"
+            found = [db.execute(query, (i.key, name)).fetchall() if kept else [] for i in infos]  # type: ignore[union-attr]
+        sums = []
+        for info, array, chunks in zip(infos, arrays, found):
+            if not chunks:
+                entry, step = self.get(info.key), array.chunks[0]
+                values = entry.labels if name == "labels" else entry.probs
+                chunks = [
+                    (s, min(s + step, info.n_samples), fingerprint_array(values[s : s + step]))  # type: ignore[index]
+                    for s in range(0, info.n_samples, step)
+                ]
+            ends = [0] + [stop for _, stop, _ in chunks]
+            if [start for start, _, _ in chunks] != ends[:-1] or ends[-1] != info.n_samples:
+                raise self._damaged(info, f"the chunk checksums of its {name} in the catalog do not cover its samples")
+            sums.append(chunks)
+        return sums
+
+    def _read_chunk(self, info: EntryInfo, name: str, array: Any, start: int, stop: int, checksum: str) -> np.ndarray:
+        where = f"its {name} of samples {start} to {stop}"
+        try:
+            values = np.asarray(array[start:stop])
+        except Exception as exc:
+            raise self._damaged(info, f"{where} cannot be read ({type(exc).__name__}: {exc})") from None
+        if fingerprint_array(values) != checksum:  # a lost chunk reads as fill values; a swapped one as others'
+            raise self._damaged(info, f"{where} do not match the checksum recorded when they were written")
+        return values
 
     def export(self, keys: Sequence[str], path: str | os.PathLike[str], *, labels: np.ndarray | None = None) -> Path:
         """Write entries of one dataset as the NPZ that ``ontheline estimate`` reads (``probs``, ``models``)."""
@@ -357,25 +457,40 @@ class Store:
         return Path(path)
 
     def clean(self) -> int:
-        """Delete what killed writers left in ``tmp/`` (never read); returns how many folders went.
+        """Delete what killed writers left in ``tmp/`` (never read); returns how many went.
 
         A staging folder is named after its writer's process id and is kept while that process
-        runs on this machine, so cleaning beside a live writer is safe.
+        runs on this machine, so cleaning beside a live writer is safe. A missing store has
+        nothing to clean, and stays missing.
         """
+        tmp = self.path / "tmp"
+        if not tmp.is_dir():
+            return 0
         removed = 0
-        for folder in (self.path / "tmp").iterdir():
-            parts = folder.name.split("-")
-            writer = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+        for item in tmp.iterdir():
+            parts = item.name.split("-")
+            writer = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None  # also a draft's -wal
             if writer is not None and _alive(writer):
                 continue
-            shutil.rmtree(folder, ignore_errors=True)
+            if item.is_dir() and not item.is_symlink():
+                shutil.rmtree(item, ignore_errors=True)
+            else:  # a draft catalog
+                item.unlink(missing_ok=True)
             removed += 1
         return removed
 
     # --- internals -----------------------------------------------------------------------------
 
     def _entry_path(self, key: str) -> Path:
-        return self.path / "entries" / key[:2] / key
+        """The folder of entry ``key``: only a fingerprint becomes a path, and it must stay inside the store."""
+        self._check_key(key)
+        path = self.path / "entries" / key[:2] / key
+        if not path.resolve().is_relative_to(self.path.resolve()):  # e.g. entries/ab linked elsewhere
+            raise StoreError(
+                f"The store at {str(self.path)!r} is damaged: the folder of entry {key} leads outside it, to "
+                f"{str(path.resolve())!r}; remove the link, or the store."
+            )
+        return path
 
     def _damaged(self, info: EntryInfo, why: str) -> StoreError:
         return StoreError(
@@ -383,20 +498,93 @@ class Store:
             f"'ontheline store rm {info.key}' and run again to recompute it."
         )
 
-    @contextmanager
-    def _catalog(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path / "catalog.sqlite", timeout=60)
+    def _check_key(self, key: str) -> None:
+        if not _KEY.fullmatch(key):
+            raise StoreError(
+                f"The store catalog {str(self.path / _CATALOG)!r} is damaged: it has an entry key {key!r}, expected "
+                "32 lowercase hex characters; point ONTHELINE_STORE at another folder, or remove this one."
+            )
+
+    def _info(self, row: Sequence[Any]) -> EntryInfo:
+        info = _info(row)
+        self._check_key(info.key)  # a row whose key is no fingerprint is damage, never a path
+        return info
+
+    def _stored(self, key: str) -> EntryInfo | None:
+        rows = self._select(f"SELECT {', '.join(_COLUMNS)} FROM entries WHERE key = ?", (key,))
+        return self._info(rows[0]) if rows else None
+
+    def _intact(self, info: EntryInfo) -> bool:
         try:
-            db.execute("PRAGMA journal_mode=WAL")  # readers never block the one writer
-            with db:  # one transaction: committed on success, rolled back on error
+            self.get(info.key)
+        except StoreError:
+            return False
+        return True
+
+    def _select(self, query: str, args: Sequence[Any] = ()) -> list[Any]:
+        """The rows of a read-only query; none from a store without a catalog."""
+        with self._open() as db:
+            return [] if db is None else db.execute(query, args).fetchall()
+
+    @contextmanager
+    def _open(self, *, write: bool = False) -> Iterator[sqlite3.Connection | None]:
+        """The catalog, read-only, or with ``write`` in one transaction holding the write lock.
+
+        Reading a store that has no catalog gives None and creates nothing; writing creates the
+        store first, and migrates a version 1 catalog in the same transaction.
+        """
+        catalog = self.path / _CATALOG
+        if write:
+            self._create()
+        elif not catalog.exists():
+            yield None
+            return
+        try:
+            db = self._connect(catalog, write)
+            try:
+                if write:
+                    db.execute("BEGIN IMMEDIATE")
+                self._check_schema(db, write)
                 yield db
+                if write:
+                    db.execute("COMMIT")
+            finally:
+                db.close()  # without COMMIT, closing rolls the transaction back
         except sqlite3.DatabaseError as exc:
             raise StoreError(
-                f"The store catalog {str(self.path / 'catalog.sqlite')!r} cannot be read ({exc}); "
-                "point ONTHELINE_STORE at another folder, or remove this one to start afresh."
+                f"The store catalog {str(catalog)!r} cannot be read{' or written' if write else ''} ({exc}); "
+                f"{'check that its folder is writable, or ' if write else ''}point ONTHELINE_STORE at another "
+                "folder, or remove this one to start afresh."
             ) from None
-        finally:
+
+    def _connect(self, catalog: Path, write: bool) -> sqlite3.Connection:
+        uri = catalog.absolute().as_uri()
+        if write:
+            return sqlite3.connect(f"{uri}?mode=rw", uri=True, timeout=60, isolation_level=None)
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=60, isolation_level=None)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # WAL mode: needs the -shm side file
+        except sqlite3.OperationalError:
             db.close()
+            if os.access(self.path, os.W_OK):
+                raise
+            # A folder this reader cannot write, so WAL's side files cannot be made: read the file
+            # as it stands, without locks (a store its readers cannot write is taken to be idle).
+            db = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None)
+        return db
+
+    def _check_schema(self, db: sqlite3.Connection, write: bool) -> None:
+        row = db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+        if row is None:
+            raise sqlite3.DatabaseError("it records no schema version")
+        if write and row[0] == "1":  # version 2 adds the chunk checksums; older entries have none
+            db.execute(_CHUNKS_TABLE)
+            db.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (str(SCHEMA_VERSION),))
+        elif row[0] not in ((str(SCHEMA_VERSION),) if write else ("1", str(SCHEMA_VERSION))):
+            raise StoreError(
+                f"The store at {str(self.path)!r} has schema version {row[0]}, but this ontheline reads version "
+                f"{SCHEMA_VERSION}; upgrade ontheline, or point it at another folder (ONTHELINE_STORE)."
+            )
 
 
 def _alive(pid: int) -> bool:
@@ -418,13 +606,6 @@ def _version() -> str:
 def _checksum(labels: np.ndarray, probs: np.ndarray | None) -> str:
     parts = fingerprint_array(labels) + ("" if probs is None else fingerprint_array(probs))
     return hashlib.sha256(parts.encode()).hexdigest()
-
-
-def _stored_checksum(path: Path) -> str | None:
-    try:
-        return _checksum(*_read_arrays(path))
-    except Exception:  # unreadable counts as different: the caller rewrites the entry
-        return None
 
 
 def _zarr() -> Any:

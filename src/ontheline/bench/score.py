@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import norm
 
-from ontheline._validation import AgreementNotLinearWarning, ModelFallbackWarning
+from ontheline._validation import AgreementNotLinearWarning, EstimationError, ModelFallbackWarning
 from ontheline.agreement import AgreementLine, fit_line, kept_pairs, probit
 from ontheline.bench.config import ShiftSpec
 from ontheline.bench.predict import ZooPredictions
@@ -47,8 +47,8 @@ class ShiftScore:
 
     @property
     def trusted(self) -> bool:
-        """Whether the agreement line is linear enough (R² >= ``min_r2``) to trust the ALine estimates."""
-        return self.agreement is not None and self.agreement.r2 >= self.min_r2
+        """Whether the agreement line can be trusted (see :meth:`AgreementLine.trust_issues`)."""
+        return self.agreement is not None and not self.agreement.trust_issues(self.min_r2)
 
     @cached_property
     def accuracy_line(self) -> tuple[float, float, float]:
@@ -151,7 +151,7 @@ def _score_shift(
     for method, estimator in fitted.items():
         try:
             result = estimator.estimate(ood)  # sees the unlabelled predictions only
-        except ValueError as exc:
+        except EstimationError as exc:
             estimates[method], failures[method] = np.full(ood.n_models, np.nan), str(exc)
             continue
         estimates[method] = result.ood_accuracy

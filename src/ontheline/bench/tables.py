@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ontheline._io import printable
 from ontheline.bench.score import ZOOS, mean_finite, quality, summarise
 from ontheline.bench.suite import BenchmarkResult
 
@@ -120,8 +121,8 @@ def quality_lines(result: BenchmarkResult) -> list[str]:
 
 
 def text(header: Sequence[str], rows: Sequence[Row]) -> str:
-    """Columns aligned for a terminal; the first column left, numbers right."""
-    cells = [list(header)] + [[_format(v) for v in row] for row in rows]
+    """Columns aligned for a terminal; the first column left, numbers right (control characters escaped)."""
+    cells = [list(header)] + [[printable(_format(v)) for v in row] for row in rows]
     widths = [max(len(r[c]) for r in cells) for c in range(len(header))]
     lines = ["  ".join(v.ljust(w) if c == 0 else v.rjust(w) for c, (v, w) in enumerate(zip(r, widths))) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))

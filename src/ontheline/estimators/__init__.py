@@ -22,13 +22,15 @@ METHODS: dict[str, Callable[..., Estimator]] = {
 }
 
 
-def make_estimator(name: str, *, min_r2: float = 0.95, n_bootstrap: int = 200) -> Estimator:
+def make_estimator(
+    name: str, *, min_r2: float = 0.95, n_bootstrap: int = 200, keep: tuple[float, float] = (0.05, 0.98)
+) -> Estimator:
     """The estimator called ``name`` in :data:`METHODS`; ``n_bootstrap`` applies to the ALine methods."""
     if name not in METHODS:
         raise ValueError(f"Unknown method {name!r}; choose from {list(METHODS)}.")
     if name.startswith("aline"):
-        return METHODS[name](min_r2=min_r2, n_bootstrap=n_bootstrap)
-    return METHODS[name](min_r2=min_r2)
+        return METHODS[name](min_r2=min_r2, n_bootstrap=n_bootstrap, keep=keep)
+    return METHODS[name](min_r2=min_r2, keep=keep)
 
 
 __all__ = ["AC", "ATC", "ALineD", "ALineS", "DoC", "EstimateResult", "Estimator", "GDE", "METHODS", "make_estimator"]

@@ -1,9 +1,10 @@
 """The one contract every estimator follows, and the immutable result it returns.
 
-Hyperparameters go to the constructor and are checked there; ``fit(id_preds, id_labels)``
-learns from labelled in-distribution predictions and returns the estimator;
-``estimate(ood_preds)`` predicts each model's accuracy on unlabelled OOD predictions,
-returns an :class:`EstimateResult` and changes nothing.
+Hyperparameters go to the constructor and are checked there and again where they are used;
+``fit(id_preds, id_labels)`` learns from labelled in-distribution predictions, keeps its own
+copies of what estimation needs (attributes ending in ``_``) and returns the estimator;
+``estimate(ood_preds)`` predicts each model's accuracy on unlabelled OOD predictions, returns
+an :class:`EstimateResult` and changes nothing.
 """
 
 from __future__ import annotations
@@ -12,13 +13,21 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from ontheline._validation import AgreementNotLinearWarning, NotFittedError, check_interval, check_number
+from ontheline._validation import (
+    AgreementNotLinearWarning,
+    EstimationError,
+    NotFittedError,
+    check_interval,
+    check_number,
+)
 from ontheline.agreement import AgreementLine, encode_labels, fit_agreement_line
 from ontheline.predictions import Predictions, as_predictions
+
+NO_LINE = "no agreement line: it needs at least 3 models and 2 model pairs inside the agreement filter"
 
 
 @dataclass(frozen=True)
@@ -39,11 +48,14 @@ class EstimateResult:
         The ID-vs-OOD probit agreement line over the zoo (None with fewer than 3 models or
         too few pairs inside the agreement filter).
     interval : ndarray of shape (n_models, 2) or None
-        A bootstrap interval for each estimate, when the method provides one.
+        A bootstrap interval for each estimate, when the method provides one; it always
+        contains the estimate.
     min_r2 : float
         The R² below which agreement-on-the-line is not trusted.
     notes : tuple of str
         Anything the user should know about how these numbers were obtained.
+    flags : tuple of str
+        Reasons of the method's own not to trust these numbers (beside the agreement line's).
     id_agreement, ood_agreement : ndarray of shape (n_models, n_models) or None
         Pairwise agreement of the models on the ID and OOD data (the points of the agreement
         plot; None with fewer than 2 models).
@@ -57,6 +69,7 @@ class EstimateResult:
     interval: np.ndarray | None = None
     min_r2: float = 0.95
     notes: tuple[str, ...] = field(default=())
+    flags: tuple[str, ...] = field(default=())
     id_agreement: np.ndarray | None = field(default=None, repr=False)
     ood_agreement: np.ndarray | None = field(default=None, repr=False)
 
@@ -66,9 +79,16 @@ class EstimateResult:
                 array.flags.writeable = False
 
     @property
+    def trust_issues(self) -> tuple[str, ...]:
+        """Every reason not to trust these estimates; empty when agreement-on-the-line can be trusted."""
+        line = (NO_LINE,) if self.line is None else self.line.trust_issues(self.min_r2)
+        return line + self.flags
+
+    @property
     def trusted(self) -> bool:
-        """Whether the agreement line is linear enough (R² >= min_r2) to trust agreement-on-the-line."""
-        return self.line is not None and self.line.r2 >= self.min_r2
+        """Whether agreement-on-the-line can be trusted: a line with R² >= min_r2 through enough
+        distinct, spread-out pairs, and nothing else flagged (see :attr:`trust_issues`)."""
+        return not self.trust_issues
 
     @property
     def agreement_r2(self) -> float:
@@ -93,6 +113,7 @@ class EstimateResult:
             ],
             "agreement_line": None if self.line is None else self.line.to_dict(),
             "trusted": self.trusted,
+            "trust_issues": list(self.trust_issues),
             "notes": list(self.notes),
         }
 
@@ -122,6 +143,27 @@ class EstimateResult:
         return frame
 
 
+class Estimates(NamedTuple):
+    """What a method's ``_estimate`` returns: the estimates ``(n_models,)``, an interval
+    ``(n_models, 2)`` or None, notes for the user, and reasons of its own not to trust them."""
+
+    ood_accuracy: np.ndarray
+    interval: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Shift:
+    """What ``_estimate`` sees of one OOD set: the aligned predictions, their pairwise
+    agreement, and the agreement line with its kept-pair mask (both None when there is none)."""
+
+    preds: Predictions
+    agreement: np.ndarray | None
+    line: AgreementLine | None
+    mask: np.ndarray | None
+
+
 class Estimator(ABC):
     """Base of every estimator: checks, model alignment and the agreement-line diagnostics.
 
@@ -131,23 +173,45 @@ class Estimator(ABC):
         Model pairs enter the agreement line only when both their ID and OOD agreement lie in
         this range (the official code's filter, which keeps probits finite and stable).
     min_r2 : float, default 0.95
-        Below this R² of the agreement line, results are flagged as untrusted and a
+        Below this R² of the agreement line, results are flagged as untrusted and an
         :class:`AgreementNotLinearWarning` is issued.
     """
 
-    name: ClassVar[str]
+    #: The method's name in results and on the command line; a method with variants names the
+    #: hyperparameter that selects one in ``variant`` and maps each of its values to a name.
+    names: ClassVar[Mapping[Any, str]]
+    variant: ClassVar[str | None] = None
     needs_probs: ClassVar[bool] = False
     min_models: ClassVar[int] = 1
 
     def __init__(self, *, keep: tuple[float, float] = (0.05, 0.98), min_r2: float = 0.95) -> None:
+        self.keep = keep
+        self.min_r2 = min_r2
+        self._check_params()
+        self.keep = check_interval(type(self).__name__, "keep", keep)  # a plain (float, float) pair
+
+    @property
+    def name(self) -> str:
+        """The method's name in results and on the command line, e.g. ``'aline-d'``."""
+        if self.variant is None:
+            return self.names[None]
+        value = getattr(self, self.variant)
+        if value not in self.names:  # set to a bad value after construction
+            self._check_params()
+        return self.names[value]
+
+    def _check_params(self) -> None:
+        """Validate every hyperparameter; run at construction and again by ``fit`` and ``estimate``."""
         owner = type(self).__name__
-        self.keep = check_interval(owner, "keep", keep)
-        check_number(owner, "min_r2", min_r2, low=0.0, high=1.0)
-        self.min_r2 = float(min_r2)
+        check_interval(owner, "keep", self.keep)
+        check_number(owner, "min_r2", self.min_r2, low=0.0, high=1.0)
+
+    def get_params(self) -> dict[str, Any]:
+        """The hyperparameters, as passed to the constructor."""
+        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_"))
-        return f"{type(self).__name__}({params})"
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
 
     def fit(self, id_preds: Any, id_labels: Any) -> Estimator:
         """Learn from labelled ID predictions.
@@ -164,18 +228,24 @@ class Estimator(ABC):
         -------
         self
         """
+        self._check_params()
         owner = type(self).__name__
         preds = as_predictions(id_preds, name="id_preds")
-        if preds.n_models < self.min_models:
-            raise ValueError(f"{owner} needs at least {self.min_models} models; id_preds has {preds.n_models}.")
+        if preds.n_models < self.min_models:  # a property of the zoo: other methods may still run
+            raise EstimationError(f"{owner} needs at least {self.min_models} models; id_preds has {preds.n_models}.")
         if self.needs_probs and preds.probs is None:
             raise ValueError(
                 f"{owner} needs probabilities or logits of shape (n_models, n_samples, n_classes); id_preds holds only labels."
             )
         labels = encode_labels(preds, id_labels, "id_labels")
-        self._fit(preds, labels)
-        self.id_preds_ = preds
+        for name in [k for k in vars(self) if k.endswith("_")]:  # a refit starts from nothing
+            delattr(self, name)
+        self.models_ = preds.models
+        self.classes_ = preds.classes
+        self.n_id_samples_ = preds.n_samples
         self.id_accuracy_ = np.asarray((preds.labels == labels).mean(axis=1))  # dask: chunk by chunk
+        self.id_agreement_ = np.array(preds.agreement)  # our own copy
+        self._fit(preds, labels)
         return self
 
     def estimate(self, ood_preds: Any) -> EstimateResult:
@@ -192,82 +262,90 @@ class Estimator(ABC):
         EstimateResult
         """
         owner = type(self).__name__
-        if not hasattr(self, "id_preds_"):
+        if not hasattr(self, "id_accuracy_"):
             raise NotFittedError(
                 f"This {owner} instance is not fitted yet. Call 'fit' with ID predictions and labels before 'estimate'."
             )
+        self._check_params()
         ood = self._align(ood_preds)
         if self.needs_probs and ood.probs is None:
             raise ValueError(
                 f"{owner} needs probabilities or logits of shape (n_models, n_samples, n_classes); ood_preds holds only labels."
             )
-        line, mask = self._agreement_line(ood)
-        estimates, interval, notes = self._estimate(ood, line, mask)
-        if line is not None and line.r2 < self.min_r2:
+        shift = self._shift(ood)
+        out = self._estimate(shift)
+        result = EstimateResult(
+            method=self.name,
+            models=self.models_,
+            # Every accuracy is a fraction: float rounding is not allowed to step outside [0, 1].
+            ood_accuracy=np.clip(np.asarray(out.ood_accuracy, dtype=np.float64), 0.0, 1.0),
+            id_accuracy=self.id_accuracy_.copy(),
+            line=shift.line,
+            interval=None if out.interval is None else np.clip(np.asarray(out.interval, np.float64), 0.0, 1.0),
+            min_r2=float(self.min_r2),
+            notes=tuple(out.notes),
+            flags=tuple(out.flags),
+            id_agreement=self.id_agreement_.copy() if ood.n_models >= 2 else None,
+            ood_agreement=shift.agreement,
+        )
+        issues = result.trust_issues
+        if issues and result.line is not None:
             warnings.warn(
                 AgreementNotLinearWarning(
-                    f"ID-vs-OOD agreement is weakly linear (R²={line.r2:.3f} after probit, below min_r2={self.min_r2}); "
-                    "agreement-on-the-line may not hold for this shift, so these estimates may be far off."
+                    f"Agreement-on-the-line cannot be trusted for this shift: {'; '.join(issues)}. "
+                    "These estimates may be far off."
                 ),
                 stacklevel=2,
             )
-        return EstimateResult(
-            method=self.name,
-            models=self.id_preds_.models,
-            ood_accuracy=np.asarray(estimates, dtype=np.float64),
-            id_accuracy=self.id_accuracy_.copy(),
-            line=line,
-            interval=interval,
-            min_r2=self.min_r2,
-            notes=tuple(notes),
-            id_agreement=self.id_preds_.agreement if ood.n_models >= 2 else None,
-            ood_agreement=ood.agreement if ood.n_models >= 2 else None,
-        )
+        return result
 
     def _align(self, ood_preds: Any) -> Predictions:
         """OOD predictions in the fitted model order; named inputs are matched by name."""
         owner = type(self).__name__
-        fitted = self.id_preds_
+        fitted = self.models_
         named = isinstance(ood_preds, (Mapping, Predictions))
-        ood = as_predictions(
-            ood_preds, models=None if named else _default_names(ood_preds, fitted.models), name="ood_preds"
-        )
-        if ood.n_models != fitted.n_models:
+        ood = as_predictions(ood_preds, models=None if named else _default_names(ood_preds, fitted), name="ood_preds")
+        if ood.n_models != len(fitted):
             raise ValueError(
-                f"ood_preds has {ood.n_models} models but {owner} was fitted on {fitted.n_models}; "
+                f"ood_preds has {ood.n_models} models but {owner} was fitted on {len(fitted)}; "
                 "pass predictions from the same models, in the same order."
             )
-        if ood.models != fitted.models:
-            missing = sorted(set(fitted.models) - set(ood.models))
+        if ood.models != fitted:
+            missing = sorted(set(fitted) - set(ood.models))
             if missing:
                 raise ValueError(
                     f"ood_preds lacks models {missing[:5]} that {owner} was fitted on; pass predictions from the same models."
                 )
-            ood = ood.select(fitted.models)
-        if ood.probs is not None and len(ood.classes) != len(fitted.classes):
+            ood = ood.select(fitted)
+        if ood.probs is not None and len(ood.classes) != len(self.classes_):
             raise ValueError(
-                f"ood_preds has {len(ood.classes)} classes but {owner} was fitted on {len(fitted.classes)}; "
+                f"ood_preds has {len(ood.classes)} classes but {owner} was fitted on {len(self.classes_)}; "
                 "both must score the same classes in the same order."
             )
         return ood
 
-    def _agreement_line(self, ood: Predictions) -> tuple[AgreementLine | None, np.ndarray | None]:
-        """The probit agreement line, or (None, None) when the zoo is too small or too uniform for one."""
+    def _shift(self, ood: Predictions) -> Shift:
+        """The OOD agreement and the probit agreement line (None when the zoo is too small or too uniform)."""
+        if ood.n_models < 2:
+            return Shift(ood, None, None, None)
+        agreement = np.array(ood.agreement)
         if ood.n_models < 3:
-            return None, None
+            return Shift(ood, agreement, None, None)
         try:
-            return fit_agreement_line(self.id_preds_.agreement, ood.agreement, self.keep)
-        except ValueError:
-            return None, None
+            line, mask = fit_agreement_line(
+                self.id_agreement_, agreement, check_interval(type(self).__name__, "keep", self.keep),
+                n_id_samples=self.n_id_samples_,
+            )  # fmt: skip
+        except EstimationError:
+            return Shift(ood, agreement, None, None)
+        return Shift(ood, agreement, line, mask)
 
     def _fit(self, preds: Predictions, labels: np.ndarray) -> None:
-        """Learn method-specific state from ID predictions (labels are class indices)."""
+        """Learn method-specific state (attributes ending in ``_``) from ID predictions (labels are class indices)."""
 
     @abstractmethod
-    def _estimate(
-        self, ood: Predictions, line: AgreementLine | None, mask: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-        """Return (estimates, interval or None, notes) for aligned OOD predictions."""
+    def _estimate(self, shift: Shift) -> Estimates:
+        """The estimates for one aligned OOD set."""
 
 
 def _default_names(preds: Any, fitted: tuple[str, ...]) -> tuple[str, ...] | None:

@@ -13,18 +13,19 @@ for ``w = probit(acc_OOD)``, with ``x = probit(acc_ID)``; the bias cancels.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.linalg import solve
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 from scipy.special import ndtr
 
-from ontheline._validation import ModelFallbackWarning, check_number
+from ontheline._validation import EstimationError, ModelFallbackWarning, check_interval, check_number
 from ontheline.agreement import AgreementLine, agreement_counts, fit_agreement_line, probit, sum_blocks
-from ontheline.estimators._base import Estimator
+from ontheline.estimators._base import Estimates, Estimator, Shift
 from ontheline.predictions import Predictions, is_dask
 
 
@@ -188,6 +189,11 @@ class _ALine(Estimator):
     """
 
     min_models = 3
+    #: More than this share of bootstrap resamples without a line flags the result: the
+    #: interval then describes only the resamples that happened to keep enough pairs.
+    max_failed_share = 0.1
+    #: The point estimate from sufficient statistics (ALine-S or ALine-D), see :func:`aline_s_point`.
+    point: ClassVar[Callable[..., tuple[np.ndarray, str | None]]]
 
     def __init__(
         self,
@@ -199,60 +205,126 @@ class _ALine(Estimator):
         keep: tuple[float, float] = (0.05, 0.98),
         min_r2: float = 0.95,
     ) -> None:
+        self.n_bootstrap = n_bootstrap
+        self.confidence = confidence
+        self.n_groups = n_groups
+        self.random_state = random_state
         super().__init__(keep=keep, min_r2=min_r2)
+
+    def _check_params(self) -> None:
+        super()._check_params()
         owner = type(self).__name__
-        check_number(owner, "n_bootstrap", n_bootstrap, low=0, integer=True)
-        check_number(owner, "confidence", confidence, low=0.0, high=1.0)
-        check_number(owner, "n_groups", n_groups, low=2, integer=True)
-        check_number(owner, "random_state", random_state, low=0, integer=True)
-        self.n_bootstrap = int(n_bootstrap)
-        self.confidence = float(confidence)
-        self.n_groups = int(n_groups)
-        self.random_state = int(random_state)
+        check_number(owner, "n_bootstrap", self.n_bootstrap, low=0, integer=True)
+        check_number(owner, "confidence", self.confidence, low=0.0, high=1.0)
+        check_number(owner, "n_groups", self.n_groups, low=2, integer=True)
+        check_number(owner, "random_state", self.random_state, low=0, integer=True)
 
     def _fit(self, preds: Predictions, labels: np.ndarray) -> None:
-        if self.n_bootstrap:
-            rng = np.random.default_rng(self.random_state)
-            self.id_groups_ = _GroupCounts.of(preds.labels, labels, self.n_groups, rng)
+        rng = np.random.default_rng(self.random_state)
+        self.id_groups_ = _GroupCounts.of(preds.labels, labels, self.n_groups, rng) if self.n_bootstrap else None
 
-    def _estimate(
-        self, ood: Predictions, line: AgreementLine | None, mask: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    def _estimate(self, shift: Shift) -> Estimates:
+        keep = check_interval(type(self).__name__, "keep", self.keep)
+        line, mask = shift.line, shift.mask
         if line is None or mask is None:  # too few kept pairs: the fit raises its own explanation
-            line, mask = fit_agreement_line(self.id_preds_.agreement, ood.agreement, self.keep)
-        estimates, notes = self._point(
-            self.id_accuracy_, self.id_preds_.agreement, ood.agreement, line, mask, report=True
+            assert shift.agreement is not None  # ALine fits on at least 3 models
+            line, mask = fit_agreement_line(self.id_agreement_, shift.agreement, keep, n_id_samples=self.n_id_samples_)
+        point = type(self).point
+        estimates, note = point(
+            self.id_accuracy_, self.id_agreement_, shift.agreement, line, mask, self.n_id_samples_, self.models_, keep
         )
-        return estimates, self._interval(ood) if self.n_bootstrap else None, notes
+        notes = [] if note is None else [note]
+        if note is not None:
+            warnings.warn(ModelFallbackWarning(note), stacklevel=4)
+        if not self.n_bootstrap:
+            return Estimates(estimates, None, tuple(notes))
+        draws = self._bootstrap(shift.preds, keep)
+        failed = int(np.isnan(draws).all(axis=1).sum())
+        flags = []
+        if failed:
+            notes.append(
+                f"{failed} of {self.n_bootstrap} bootstrap resamples kept too few pairs for an agreement line; "
+                "the interval comes from the others"
+            )
+            if failed > self.max_failed_share * self.n_bootstrap:
+                flags.append(
+                    f"{failed} of {self.n_bootstrap} bootstrap resamples could not fit an agreement line, so the "
+                    "line is fragile and the intervals are unreliable"
+                )
+        return Estimates(estimates, _percentile_interval(draws, estimates, self.confidence), tuple(notes), tuple(flags))
 
-    def _point(
-        self,
-        id_accuracy: np.ndarray,
-        id_agreement: np.ndarray,
-        ood_agreement: np.ndarray,
-        line: AgreementLine,
-        mask: np.ndarray,
-        report: bool,
-    ) -> tuple[np.ndarray, list[str]]:
-        """Estimates from the sufficient statistics; ``report`` issues warnings for the user."""
-        raise NotImplementedError
-
-    def _interval(self, ood: Predictions) -> np.ndarray:
+    def _bootstrap(self, ood: Predictions, keep: tuple[float, float]) -> np.ndarray:
+        """``(n_bootstrap, n_models)`` estimates from resampled groups; a row of NaN where no line could be fitted."""
+        assert self.id_groups_ is not None
         rng = np.random.default_rng([self.random_state, 1])
         ood_groups = _GroupCounts.of(ood.labels, None, self.n_groups, rng)
         draws = np.full((self.n_bootstrap, ood.n_models), np.nan)
+        point = type(self).point
         for b in range(self.n_bootstrap):
             id_agree, id_acc = self.id_groups_.resample(rng)
             ood_agree, _ = ood_groups.resample(rng)
             try:
-                line, mask = fit_agreement_line(id_agree, ood_agree, self.keep)
-                draws[b], _ = self._point(id_acc, id_agree, ood_agree, line, mask, report=False)  # type: ignore[arg-type]
-            except ValueError:
+                line, mask = fit_agreement_line(id_agree, ood_agree, keep)
+                draws[b], _ = point(id_acc, id_agree, ood_agree, line, mask, self.n_id_samples_, self.models_, keep)
+            except EstimationError:
                 continue  # this resample kept too few pairs for a line; its row stays NaN
-        tail = 50.0 * (1.0 - self.confidence)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
-            return np.nanpercentile(draws, [tail, 100.0 - tail], axis=0).T
+        return draws
+
+
+def _percentile_interval(draws: np.ndarray, estimates: np.ndarray, confidence: float) -> np.ndarray:
+    """The percentile interval of the draws, widened where needed to contain the point estimate;
+    ``[0, 1]`` for a model no resample could estimate (nothing is known)."""
+    tail = 50.0 * (1.0 - confidence)
+    usable = ~np.isnan(draws).all(axis=1)
+    if not usable.any():
+        return np.tile([0.0, 1.0], (len(estimates), 1))
+    low, high = np.percentile(draws[usable], [tail, 100.0 - tail], axis=0)
+    return np.stack([np.minimum(low, estimates), np.maximum(high, estimates)], axis=1)
+
+
+def aline_s_point(
+    id_accuracy: np.ndarray,
+    id_agreement: np.ndarray,
+    ood_agreement: np.ndarray,
+    line: AgreementLine,
+    mask: np.ndarray,
+    n_id_samples: int,
+    models: tuple[str, ...],
+    keep: tuple[float, float],
+) -> tuple[np.ndarray, str | None]:
+    """ALine-S from the sufficient statistics: ``(estimates, None)``."""
+    return aline_s(id_accuracy, n_id_samples, line.slope, line.bias), None
+
+
+def aline_d_point(
+    id_accuracy: np.ndarray,
+    id_agreement: np.ndarray,
+    ood_agreement: np.ndarray,
+    line: AgreementLine,
+    mask: np.ndarray,
+    n_id_samples: int,
+    models: tuple[str, ...],
+    keep: tuple[float, float],
+) -> tuple[np.ndarray, str | None]:
+    """ALine-D from the sufficient statistics: ``(estimates, note)``; models ALine-D cannot identify
+    take ALine-S's estimate, and the note says which and why (None when there are none)."""
+    solution = aline_d(id_accuracy, n_id_samples, id_agreement, ood_agreement, mask, line.slope)
+    estimates = solution.ood_accuracy
+    missing = np.isnan(estimates)
+    if not missing.any():
+        return estimates, None
+    names = np.asarray(models)
+    if missing.all():
+        raise EstimationError(
+            f"ALineD needs at least 3 models whose pairwise agreements form a connected, non-bipartite graph; "
+            f"{_why(names, solution, keep)}. Add models, or widen the agreement filter "
+            "(keep= in Python, --keep in the command line)."
+        )
+    estimates = np.where(missing, aline_s(id_accuracy, n_id_samples, line.slope, line.bias), estimates)
+    return (
+        estimates,
+        f"ALine-S used for {int(missing.sum())} models ALine-D cannot identify: {_why(names, solution, keep)}",
+    )
 
 
 class ALineS(_ALine):
@@ -271,10 +343,8 @@ class ALineS(_ALine):
     (8,)
     """
 
-    name = "aline-s"
-
-    def _point(self, id_accuracy, id_agreement, ood_agreement, line, mask, report):  # type: ignore[no-untyped-def]
-        return aline_s(id_accuracy, self.id_preds_.n_samples, line.slope, line.bias), []
+    names = {None: "aline-s"}
+    point = staticmethod(aline_s_point)
 
 
 class ALineD(_ALine):
@@ -294,28 +364,8 @@ class ALineD(_ALine):
     True
     """
 
-    name = "aline-d"
-
-    def _point(self, id_accuracy, id_agreement, ood_agreement, line, mask, report):  # type: ignore[no-untyped-def]
-        n_id = self.id_preds_.n_samples
-        solution = aline_d(id_accuracy, n_id, id_agreement, ood_agreement, mask, line.slope)
-        estimates = solution.ood_accuracy
-        missing = np.isnan(estimates)
-        if not missing.any():
-            return estimates, []
-        names = np.asarray(self.id_preds_.models)
-        if missing.all():
-            raise ValueError(
-                f"ALineD needs at least 3 models whose pairwise agreements form a connected, non-bipartite graph; "
-                f"{_why(names, solution, self.keep)}. Add models, or widen the agreement filter (keep=)."
-            )
-        estimates = np.where(missing, aline_s(id_accuracy, n_id, line.slope, line.bias), estimates)
-        note = (
-            f"ALine-S used for {int(missing.sum())} models ALine-D cannot identify: {_why(names, solution, self.keep)}"
-        )
-        if report:
-            warnings.warn(ModelFallbackWarning(note), stacklevel=4)
-        return estimates, [note]
+    names = {None: "aline-d"}
+    point = staticmethod(aline_d_point)
 
 
 def _why(names: np.ndarray, solution: ALineDSolution, keep: tuple[float, float]) -> str:

@@ -11,8 +11,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
 
 from ontheline._validation import check_choice
-from ontheline.agreement import AgreementLine
-from ontheline.estimators._base import Estimator
+from ontheline.estimators._base import Estimates, Estimator, Shift
 from ontheline.predictions import Predictions
 
 _SCORES = ("max_confidence", "negative_entropy")
@@ -84,9 +83,12 @@ class _Confidence(Estimator):
     def __init__(
         self, *, calibrate: bool = False, keep: tuple[float, float] = (0.05, 0.98), min_r2: float = 0.95
     ) -> None:
+        self.calibrate = calibrate
         super().__init__(keep=keep, min_r2=min_r2)
-        check_choice(type(self).__name__, "calibrate", calibrate, (True, False))
-        self.calibrate = bool(calibrate)
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_choice(type(self).__name__, "calibrate", self.calibrate, (True, False))
 
     def _fit(self, preds: Predictions, labels: np.ndarray) -> None:
         assert preds.probs is not None
@@ -95,7 +97,6 @@ class _Confidence(Estimator):
             log_p = np.log(np.clip(preds.probs, 1e-12, None))
             # One model's ID log-probabilities in memory at a time (a dask array is computed per model).
             self.temperatures_ = np.array([fit_temperature(np.asarray(m), labels) for m in log_p])
-        self.id_probs_ = scaled_probs(preds.probs, self.temperatures_)
 
     def _ood_probs(self, ood: Predictions) -> np.ndarray:
         assert ood.probs is not None
@@ -123,6 +124,9 @@ class ATC(_Confidence):
     'atc-ne'
     """
 
+    names = {"max_confidence": "atc-mc", "negative_entropy": "atc-ne"}
+    variant = "score"
+
     def __init__(
         self,
         *,
@@ -131,25 +135,23 @@ class ATC(_Confidence):
         keep: tuple[float, float] = (0.05, 0.98),
         min_r2: float = 0.95,
     ) -> None:
-        super().__init__(calibrate=calibrate, keep=keep, min_r2=min_r2)
-        check_choice("ATC", "score", score, _SCORES)
         self.score = score
+        super().__init__(calibrate=calibrate, keep=keep, min_r2=min_r2)
 
-    @property
-    def name(self) -> str:  # type: ignore[override]
-        return "atc-mc" if self.score == "max_confidence" else "atc-ne"
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_choice("ATC", "score", self.score, _SCORES)
 
     def _fit(self, preds: Predictions, labels: np.ndarray) -> None:
         super()._fit(preds, labels)
         # The thresholds sort every model's ID scores, so these are held in memory even for dask input.
-        scores = np.asarray(confidence_scores(self.id_probs_, self.score))
+        scores = np.asarray(confidence_scores(scaled_probs(preds.probs, self.temperatures_), self.score))
         self.thresholds_ = atc_thresholds(scores, np.asarray(preds.labels == labels))
+        self.score_ = self.score  # the thresholds belong to this score
 
-    def _estimate(
-        self, ood: Predictions, line: AgreementLine | None, mask: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-        scores = confidence_scores(self._ood_probs(ood), self.score)
-        return (scores >= self.thresholds_[:, None]).mean(axis=1), None, []
+    def _estimate(self, shift: Shift) -> Estimates:
+        scores = confidence_scores(self._ood_probs(shift.preds), self.score_)
+        return Estimates((scores >= self.thresholds_[:, None]).mean(axis=1))
 
 
 class AC(_Confidence):
@@ -161,12 +163,10 @@ class AC(_Confidence):
         Temperature-scale each model on the ID data first (usually advisable).
     """
 
-    name = "ac"
+    names = {None: "ac"}
 
-    def _estimate(
-        self, ood: Predictions, line: AgreementLine | None, mask: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-        return self._ood_probs(ood).max(axis=-1).mean(axis=1), None, []
+    def _estimate(self, shift: Shift) -> Estimates:
+        return Estimates(self._ood_probs(shift.preds).max(axis=-1).mean(axis=1))
 
 
 class DoC(_Confidence):
@@ -178,11 +178,12 @@ class DoC(_Confidence):
         Temperature-scale each model on the ID data first.
     """
 
-    name = "doc"
+    names = {None: "doc"}
 
-    def _estimate(
-        self, ood: Predictions, line: AgreementLine | None, mask: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-        id_conf = self.id_probs_.max(axis=-1).mean(axis=1)
-        ood_conf = self._ood_probs(ood).max(axis=-1).mean(axis=1)
-        return np.clip(self.id_accuracy_ + ood_conf - id_conf, 0.0, 1.0), None, []
+    def _fit(self, preds: Predictions, labels: np.ndarray) -> None:
+        super()._fit(preds, labels)
+        self.id_confidence_ = np.asarray(scaled_probs(preds.probs, self.temperatures_).max(axis=-1).mean(axis=1))
+
+    def _estimate(self, shift: Shift) -> Estimates:
+        ood_confidence = self._ood_probs(shift.preds).max(axis=-1).mean(axis=1)
+        return Estimates(np.clip(self.id_accuracy_ + ood_confidence - self.id_confidence_, 0.0, 1.0))

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ontheline.agreement import AgreementLine
-from ontheline.estimators._base import Estimator
-from ontheline.predictions import Predictions
+from ontheline.estimators._base import Estimates, Estimator, Shift
 
 
 def mean_agreement_with_others(agreement: np.ndarray) -> np.ndarray:
@@ -41,10 +39,9 @@ class GDE(Estimator):
     (8,)
     """
 
-    name = "gde"
+    names = {None: "gde"}
     min_models = 2
 
-    def _estimate(
-        self, ood: Predictions, line: AgreementLine | None, mask: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-        return mean_agreement_with_others(ood.agreement), None, []
+    def _estimate(self, shift: Shift) -> Estimates:
+        assert shift.agreement is not None  # GDE fits on at least 2 models
+        return Estimates(mean_agreement_with_others(shift.agreement))

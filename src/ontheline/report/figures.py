@@ -159,8 +159,7 @@ def save_figure(ax: Any, folder: Path, stem: str, formats: Sequence[str] = FORMA
 
 def save_evaluation_figures(evaluation: Evaluation, folder: str | Path) -> list[Path]:
     """``agreement.png|svg`` and, with OOD labels, ``estimates.png|svg`` in ``folder``."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(folder)  # made by the first atomic write, and removed again if it fails
     paths = save_figure(evaluation.plot(), folder, "agreement")
     if evaluation.ood_accuracy is not None:
         paths += save_figure(plot_estimates(evaluation), folder, "estimates")

@@ -66,7 +66,7 @@ document.querySelectorAll("details").forEach(function (details) {
 def compressed(html: str) -> str:
     """A ``<div>`` whose content is ``html`` gzipped and base64-encoded, inflated in the browser when
     its ``<details>`` is first opened (about 6x smaller; nothing is fetched)."""
-    payload = base64.b64encode(gzip.compress(html.encode("utf-8"), mtime=0)).decode("ascii")
+    payload = base64.b64encode(gzip.compress(html.encode("utf-8", "backslashreplace"), mtime=0)).decode("ascii")
     return f'<div class="lazy" data-gz="{payload}"></div>'
 
 

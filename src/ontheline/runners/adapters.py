@@ -142,28 +142,43 @@ def load_torch(module: Any, weights: str | os.PathLike[str], name: str | None = 
     """Load weights into ``module`` from a ``.safetensors`` file or a torch state dict, never unpickling code.
 
     Torch files are read with ``torch.load(weights_only=True)``, which refuses pickled objects.
+    A file that cannot be read as weights raises ValueError naming it.
     """
-    import torch
-
     path = Path(weights)
     if not path.is_file():
         raise ValueError(f"load_torch: {str(path)!r} does not exist; pass a .safetensors or .pt state-dict file.")
+    state = _read_state_dict(path)
+    module.load_state_dict(state)
+    return TorchModel(module, name or path.stem, **kwargs)
+
+
+def _read_state_dict(path: Path) -> dict[str, Any]:
+    import torch
+
     if path.suffix == ".safetensors":
         try:
             from safetensors.torch import load_file
         except ImportError:
             raise ImportError("Reading .safetensors needs safetensors: pip install 'ontheline[safetensors]'.") from None
-        state = load_file(str(path))
+        reader, kind = (lambda: load_file(str(path))), "a safetensors file"
     else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            raise ValueError(
-                f"load_torch: {str(path)!r} holds more than tensors, and unpickling it could run code "
-                f"({str(exc).splitlines()[0]}); save module.state_dict() or use safetensors."
-            ) from None
-    module.load_state_dict(state)
-    return TorchModel(module, name or path.stem, **kwargs)
+        reader, kind = (lambda: torch.load(path, map_location="cpu", weights_only=True)), "a torch state dict"
+    try:
+        state = reader()
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"load_torch: {str(path)!r} holds more than tensors, and unpickling it could run code "
+            f"({str(exc).splitlines()[0]}); save module.state_dict() or use safetensors."
+        ) from None
+    except Exception as exc:  # the readers raise their own types (EOFError, SafetensorError, ...) on damage
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise ValueError(
+            f"load_torch: {str(path)!r} is not {kind} ({detail}); save the weights with "
+            "safetensors.torch.save_file or torch.save(module.state_dict(), path)."
+        ) from None
+    if not isinstance(state, dict):
+        raise ValueError(f"load_torch: {str(path)!r} holds a {type(state).__name__}, not a state dict of tensors.")
+    return state
 
 
 def load_sklearn(path: str | os.PathLike[str], name: str | None = None, *, trust: bool = False) -> SklearnModel:
@@ -172,7 +187,7 @@ def load_sklearn(path: str | os.PathLike[str], name: str | None = None, *, trust
     if not trust:
         raise ValueError(
             f"load_sklearn: {str(path)!r} is a pickle, and loading a pickle runs whatever code it holds. "
-            "Pass trust=True (CLI: --trust-pickle) only for files you made or fully trust."
+            "Pass trust=True only for files you made or fully trust."
         )
     with open(path, "rb") as file:
         return SklearnModel(pickle.load(file), name or path.stem)  # noqa: S301 - guarded by trust=True above
@@ -192,7 +207,8 @@ def load_hf(directory: str | os.PathLike[str], name: str | None = None, **kwargs
     path = Path(directory)
     if not (path / "config.json").is_file():
         raise ValueError(f"load_hf: {str(path)!r} has no config.json; pass a folder written by save_pretrained.")
-    config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
+    # A folder can ship its own model code; never run it (transformers would ask, and run it on "y").
+    config = transformers.AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     architecture = (config.architectures or [""])[0]
     kinds = {
         "ForImageClassification": (transformers.AutoModelForImageClassification, "pixel_values"),
@@ -202,7 +218,7 @@ def load_hf(directory: str | os.PathLike[str], name: str | None = None, **kwargs
     if kind is None:
         raise ValueError(f"load_hf: {architecture or 'this model'} is not an image or sequence classifier.")
     auto, input_name = kinds[kind]
-    model = auto.from_pretrained(path, local_files_only=True, use_safetensors=True)
+    model = auto.from_pretrained(path, local_files_only=True, use_safetensors=True, trust_remote_code=False)
 
     class LogitsOf(torch.nn.Module):  # the plain tensor-in, logits-out module the torch adapter runs
         def __init__(self) -> None:
