@@ -8,8 +8,8 @@ pytest.importorskip("sklearn", reason="the digits need the bench extra, which ma
 
 from ontheline.adapt import METHODS, AdaptConfig, Adapted  # noqa: E402
 from ontheline.bench.data import make_splits  # noqa: E402
-from ontheline.bench.zoo import NetRecipe, train_net  # noqa: E402
 from ontheline.shifts import corrupt  # noqa: E402
+from ontheline.zoo import NetRecipe, train_net  # noqa: E402
 
 CONFIGS = {
     "bn": AdaptConfig("bn", batch_size=64),
@@ -118,7 +118,7 @@ def digits_cnns(tmp_path_factory):
     splits = make_splits("digits", 0, (0.5, 0.2, 0.3))
     folder = tmp_path_factory.mktemp("cnns")
     (folder / "digits_cnn.py").write_text(
-        "from ontheline.bench.zoo import NetRecipe, _build_net\n\n\n"
+        "from ontheline.zoo.images import NetRecipe, _build_net\n\n\n"
         "def make_net():\n    return _build_net(NetRecipe('cnn', 4, 1, 0, 3e-3, 1.0, (1,)), 8)\n"
     )
     paths = []
@@ -133,9 +133,9 @@ def digits_cnns(tmp_path_factory):
 def test_the_label_free_choice_is_the_highest_estimate_and_reruns_come_from_the_store(tmp_path, digits_cnns):
     import ontheline as otl
     from ontheline.adapt import select_adaptation
-    from ontheline.bench.zoo import _build_net
     from ontheline.runners import Dataset, load_torch
     from ontheline.store import Store
+    from ontheline.zoo.images import _build_net
 
     _, paths, id_val, shifted, truth = digits_cnns
     models = [load_torch(_build_net(NetRecipe("cnn", 4, 1, 0, 3e-3, 1.0, (1,)), 8), p) for p in paths]

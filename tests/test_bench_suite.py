@@ -62,7 +62,7 @@ def test_estimates_match_a_separate_evaluation_of_the_same_predictions(tiny, pre
     )
     for method, result in evaluation.results.items():
         np.testing.assert_allclose(score.estimates[method], result.ood_accuracy, atol=1e-12)
-        assert score.mae()[method] == pytest.approx(100 * evaluation.mae()[method])
+        assert score.mae()[method] == pytest.approx(evaluation.mae()[method])
     assert score.agreement.r2 == pytest.approx(evaluation.line.r2)
 
 

@@ -4,7 +4,7 @@ import pytest
 pytest.importorskip("torch", reason="the zoo's networks need the torch extra, which make test installs")
 
 from ontheline.bench.data import make_splits  # noqa: E402
-from ontheline.bench.zoo import recipes, train_zoo  # noqa: E402
+from ontheline.zoo import recipes, train_zoo  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -37,5 +37,5 @@ def test_evaluate_runs_every_method_and_scores_them_against_labels():
     assert list(evaluation.results) == list(otl.METHODS)
     truth = otl.accuracy(ood_preds, ood_labels)
     for method, mae in evaluation.mae().items():
-        assert mae == pytest.approx(np.abs(evaluation.results[method].ood_accuracy - truth).mean())
+        assert mae == pytest.approx(100 * np.abs(evaluation.results[method].ood_accuracy - truth).mean())  # points
     json.dumps(evaluation.to_dict())  # JSON-ready

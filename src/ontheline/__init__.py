@@ -9,9 +9,8 @@ from ontheline._validation import (
 )
 from ontheline.agreement import AgreementLine, accuracy, pairwise_agreement, probit
 from ontheline.estimators import AC, ATC, GDE, METHODS, ALineD, ALineS, DoC, EstimateResult, Estimator
-from ontheline.pipeline import Evaluation, evaluate
+from ontheline.evaluate import RANKING_METHOD, Evaluation, RankedModel, evaluate, rank_models
 from ontheline.predictions import Predictions, as_predictions
-from ontheline.selection import RankedModel, rank_models
 from ontheline.synthetic import make_line_zoo
 
 __version__ = "0.1.0"
@@ -34,6 +33,7 @@ __all__ = [
     "ModelFallbackWarning",
     "NotFittedError",
     "Predictions",
+    "RANKING_METHOD",
     "RankedModel",
     "accuracy",
     "as_predictions",

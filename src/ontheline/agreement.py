@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtri
 
+from ontheline._optional import extra
 from ontheline._validation import EstimationError
 from ontheline.predictions import Predictions, as_predictions, is_dask
 
@@ -120,7 +121,8 @@ def sum_blocks(array: Any, reduce: Callable[..., np.ndarray], *others: np.ndarra
     """``reduce`` applied to each block of samples of a dask ``(n_models, n_samples)`` array, with
     the matching slices of ``others`` (in-memory arrays along samples), summed in a pairwise tree
     so that only a few partial results are alive at once."""
-    import dask
+    with extra("dask"):
+        import dask
 
     bounds = np.cumsum((0, *array.chunks[1]))
     call = dask.delayed(reduce, pure=True)
@@ -204,6 +206,11 @@ def probit(p: Any, n_samples: int | None = None) -> np.ndarray:
     return ndtri(p)
 
 
+#: The agreement filter of the official code: a pair enters the line when both its ID and OOD
+#: agreement lie in this range, which keeps the probits finite and stable.
+DEFAULT_KEEP = (0.05, 0.98)
+#: Below this R² of the agreement line, agreement-on-the-line is not trusted (Saxena et al., 2024).
+DEFAULT_MIN_R2 = 0.95
 #: Trust needs at least this many distinct (ID, OOD) agreement points on the line. For n points
 #: that are in fact unrelated, R² follows Beta(1/2, (n - 2)/2): with 6 points the chance of
 #: R² >= 0.95 is below 0.1%; with 3 (two of them one point, as near-identical models give) a
@@ -300,7 +307,7 @@ def fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
 def fit_agreement_line(
     id_agreement: np.ndarray,
     ood_agreement: np.ndarray,
-    keep: tuple[float, float] = (0.05, 0.98),
+    keep: tuple[float, float] = DEFAULT_KEEP,
     *,
     n_id_samples: int | None = None,
 ) -> tuple[AgreementLine, np.ndarray]:

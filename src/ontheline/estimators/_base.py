@@ -17,6 +17,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from ontheline._optional import extra
 from ontheline._validation import (
     AgreementNotLinearWarning,
     EstimationError,
@@ -24,7 +25,7 @@ from ontheline._validation import (
     check_interval,
     check_number,
 )
-from ontheline.agreement import AgreementLine, encode_labels, fit_agreement_line
+from ontheline.agreement import DEFAULT_KEEP, DEFAULT_MIN_R2, AgreementLine, encode_labels, fit_agreement_line
 from ontheline.predictions import Predictions, as_predictions
 
 NO_LINE = "no agreement line: it needs at least 3 models and 2 model pairs inside the agreement filter"
@@ -67,7 +68,7 @@ class EstimateResult:
     id_accuracy: np.ndarray
     line: AgreementLine | None
     interval: np.ndarray | None = None
-    min_r2: float = 0.95
+    min_r2: float = DEFAULT_MIN_R2
     notes: tuple[str, ...] = field(default=())
     flags: tuple[str, ...] = field(default=())
     id_agreement: np.ndarray | None = field(default=None, repr=False)
@@ -130,10 +131,8 @@ class EstimateResult:
 
     def to_frame(self) -> Any:
         """The per-model numbers as a pandas DataFrame (needs the ``frame`` extra)."""
-        try:
+        with extra("frame"):
             import pandas as pd
-        except ImportError:
-            raise ImportError("to_frame needs pandas: pip install 'ontheline[frame]'.") from None
         frame = pd.DataFrame(
             {"id_accuracy": self.id_accuracy, f"{self.method}": self.ood_accuracy},
             index=pd.Index(self.models, name="model"),
@@ -184,7 +183,7 @@ class Estimator(ABC):
     needs_probs: ClassVar[bool] = False
     min_models: ClassVar[int] = 1
 
-    def __init__(self, *, keep: tuple[float, float] = (0.05, 0.98), min_r2: float = 0.95) -> None:
+    def __init__(self, *, keep: tuple[float, float] = DEFAULT_KEEP, min_r2: float = DEFAULT_MIN_R2) -> None:
         self.keep = keep
         self.min_r2 = min_r2
         self._check_params()

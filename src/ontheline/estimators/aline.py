@@ -24,7 +24,15 @@ from scipy.sparse.csgraph import breadth_first_order, connected_components
 from scipy.special import ndtr
 
 from ontheline._validation import EstimationError, ModelFallbackWarning, check_interval, check_number
-from ontheline.agreement import AgreementLine, agreement_counts, fit_agreement_line, probit, sum_blocks
+from ontheline.agreement import (
+    DEFAULT_KEEP,
+    DEFAULT_MIN_R2,
+    AgreementLine,
+    agreement_counts,
+    fit_agreement_line,
+    probit,
+    sum_blocks,
+)
 from ontheline.estimators._base import Estimates, Estimator, Shift
 from ontheline.predictions import Predictions, is_dask
 
@@ -202,8 +210,8 @@ class _ALine(Estimator):
         confidence: float = 0.95,
         n_groups: int = 32,
         random_state: int = 0,
-        keep: tuple[float, float] = (0.05, 0.98),
-        min_r2: float = 0.95,
+        keep: tuple[float, float] = DEFAULT_KEEP,
+        min_r2: float = DEFAULT_MIN_R2,
     ) -> None:
         self.n_bootstrap = n_bootstrap
         self.confidence = confidence

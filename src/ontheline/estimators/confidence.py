@@ -11,6 +11,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
 
 from ontheline._validation import check_choice
+from ontheline.agreement import DEFAULT_KEEP, DEFAULT_MIN_R2
 from ontheline.estimators._base import Estimates, Estimator, Shift
 from ontheline.predictions import Predictions
 
@@ -81,7 +82,7 @@ class _Confidence(Estimator):
     needs_probs = True
 
     def __init__(
-        self, *, calibrate: bool = False, keep: tuple[float, float] = (0.05, 0.98), min_r2: float = 0.95
+        self, *, calibrate: bool = False, keep: tuple[float, float] = DEFAULT_KEEP, min_r2: float = DEFAULT_MIN_R2
     ) -> None:
         self.calibrate = calibrate
         super().__init__(keep=keep, min_r2=min_r2)
@@ -132,8 +133,8 @@ class ATC(_Confidence):
         *,
         score: str = "max_confidence",
         calibrate: bool = False,
-        keep: tuple[float, float] = (0.05, 0.98),
-        min_r2: float = 0.95,
+        keep: tuple[float, float] = DEFAULT_KEEP,
+        min_r2: float = DEFAULT_MIN_R2,
     ) -> None:
         self.score = score
         super().__init__(calibrate=calibrate, keep=keep, min_r2=min_r2)

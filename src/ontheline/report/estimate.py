@@ -8,7 +8,7 @@ from html import escape
 import numpy as np
 
 from ontheline.agreement import fit_line
-from ontheline.pipeline import Evaluation
+from ontheline.evaluate import Evaluation
 from ontheline.report.figures import probit_axis
 from ontheline.report.page import page, table
 from ontheline.report.svg import Axes, Line, Series, scatter
@@ -49,7 +49,7 @@ def estimate_report(evaluation: Evaluation, *, title: str = "ontheline estimate"
             "<h2>Estimated vs true accuracy</h2>",
             "<p>The OOD labels were used only for this section. Mean absolute error per method, in accuracy "
             "points:</p>",
-            table(["method", "MAE (points)"], [[m, 100 * v] for m, v in evaluation.mae().items()]),
+            table(["method", "MAE (points)"], [[m, v] for m, v in evaluation.mae().items()]),
             f'<div class="plots">{"".join(_estimate_plot(evaluation, m) for m in evaluation.results)}</div>',
         ]
     notes = [f"{m} skipped: {why}" for m, why in evaluation.skipped.items()] + list(evaluation.warnings)

@@ -16,11 +16,12 @@ import numpy as np
 from scipy.special import ndtri
 
 from ontheline._io import atomic_write
+from ontheline._optional import extra
 from ontheline.agreement import fit_line
 
 if TYPE_CHECKING:
     from ontheline.estimators import EstimateResult
-    from ontheline.pipeline import Evaluation
+    from ontheline.evaluate import Evaluation
 
 _PROBIT_TICKS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 _CLIP = 1e-3  # agreement or accuracy of exactly 0 or 1 is drawn at 0.1% / 99.9%
@@ -32,13 +33,12 @@ ESTIMATE = {"s": 16, "marker": "^", "color": "#2ca02c"}
 
 def pyplot() -> Any:
     """matplotlib.pyplot, with a clear message when the extra is missing."""
-    try:
+    with extra("plot"):
         import matplotlib
-    except ImportError:
-        raise ImportError("Plotting needs matplotlib: pip install 'ontheline[plot]'.") from None
-    if "matplotlib.pyplot" not in sys.modules:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+
+        if "matplotlib.pyplot" not in sys.modules:
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
 
     return plt
 
@@ -129,7 +129,7 @@ def plot_estimates(evaluation: Evaluation, *, ax: Any = None) -> Any:
     for k, (method, result) in enumerate(evaluation.results.items()):
         ax.scatter(
             truth, 100 * result.ood_accuracy, s=14, alpha=0.8, color=f"C{k}",
-            label=f"{method} (MAE {100 * mae[method]:.1f})",
+            label=f"{method} (MAE {mae[method]:.1f})",
         )  # fmt: skip
     lo = min(ax.get_xlim()[0], ax.get_ylim()[0])
     hi = max(ax.get_xlim()[1], ax.get_ylim()[1])

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ontheline._optional import extra
 from ontheline._validation import check_choice, check_number
 
 
@@ -51,7 +52,8 @@ class TorchModel:
         self.module, self.name, self.batch_size, self.device, self.outputs = module, name, batch_size, device, outputs
 
     def fingerprint(self) -> str:
-        import torch
+        with extra("torch"):
+            import torch
 
         digest = hashlib.sha256(f"torch|{type(self.module).__qualname__}|{self.module!r}|{self.outputs}".encode())
         for key, tensor in self.module.state_dict().items():
@@ -61,7 +63,8 @@ class TorchModel:
         return digest.hexdigest()
 
     def predict_proba(self, inputs: np.ndarray) -> np.ndarray:
-        import torch
+        with extra("torch"):
+            import torch
 
         was_training = self.module.training
         self.module.eval()
@@ -120,10 +123,8 @@ class OnnxModel:
 
     def predict_proba(self, inputs: np.ndarray) -> np.ndarray:
         if self._session is None:
-            try:
+            with extra("onnx"):
                 import onnxruntime
-            except ImportError:
-                raise ImportError("ONNX models run with onnxruntime: pip install 'ontheline[onnx]'.") from None
             self._session = onnxruntime.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
         input_name = self._session.get_inputs()[0].name
         outputs = [
@@ -153,13 +154,12 @@ def load_torch(module: Any, weights: str | os.PathLike[str], name: str | None = 
 
 
 def _read_state_dict(path: Path) -> dict[str, Any]:
-    import torch
+    with extra("torch"):
+        import torch
 
     if path.suffix == ".safetensors":
-        try:
+        with extra("safetensors"):
             from safetensors.torch import load_file
-        except ImportError:
-            raise ImportError("Reading .safetensors needs safetensors: pip install 'ontheline[safetensors]'.") from None
         reader, kind = (lambda: load_file(str(path))), "a safetensors file"
     else:
         reader, kind = (lambda: torch.load(path, map_location="cpu", weights_only=True)), "a torch state dict"
@@ -199,11 +199,10 @@ def load_hf(directory: str | os.PathLike[str], name: str | None = None, **kwargs
     Image classifiers take ``pixel_values`` ``(n, channels, height, width)``; sequence
     classifiers take ``input_ids`` ``(n, length)``. Only safetensors weights are read.
     """
-    try:
+    with extra("torch"):
         import torch
+    with extra("hf"):
         import transformers
-    except ImportError:
-        raise ImportError("Hugging Face models need transformers: pip install 'ontheline[hf]'.") from None
     path = Path(directory)
     if not (path / "config.json").is_file():
         raise ValueError(f"load_hf: {str(path)!r} has no config.json; pass a folder written by save_pretrained.")

@@ -17,7 +17,8 @@ from ontheline._progress import ConsoleProgress, Progress
 from ontheline._validation import check_choice, check_number
 from ontheline.runners.adapters import Model
 from ontheline.runners.local import Dataset, RunReport, _check_unique
-from ontheline.store import PROB_DTYPES, Store, entry_key
+from ontheline.runners.plan import plan
+from ontheline.store import PROB_DTYPES, Store
 
 
 def run_distributed(
@@ -44,12 +45,9 @@ def run_distributed(
         progress = ConsoleProgress()
     names = _check_unique(models)
     weights = {m.name: m.fingerprint() for m in models}
-    keys = {
-        m.name: {d.name: entry_key(weights[m.name], d.fingerprint, d.preprocessing) for d in datasets} for m in models
-    }
-    missing = [(m, d) for m in models for d in datasets if not store.has(keys[m.name][d.name])]
-    pending = {(m.name, d.name) for m, d in missing}
-    cached = tuple((m.name, d.name) for m in models for d in datasets if (m.name, d.name) not in pending)
+    todo = plan(weights, {d.name: (d.fingerprint, d.preprocessing) for d in datasets}, store)
+    by_name, data = {m.name: m for m in models}, {d.name: d for d in datasets}
+    missing = [(by_name[m], data[d]) for m, d in todo.missing]
     pending_data = {d.name: d for _, d in missing}
     shards = {
         name: [client.scatter(d.inputs[s : s + shard_size]) for s in range(0, len(d.inputs), shard_size)]
@@ -61,19 +59,19 @@ def run_distributed(
         for m, d in missing
     ]
     computed = []
-    for done, (model, data, futures) in enumerate(tasks, start=1):
+    for done, (model, dataset, futures) in enumerate(tasks, start=1):
         start = time.perf_counter()
         parts = client.gather(futures)
         probs = np.concatenate([p for p, _ in parts])
         store.put(
-            probs, model=model.name, model_fingerprint=weights[model.name], dataset=data.name,
-            dataset_fingerprint=data.fingerprint, preprocessing=data.preprocessing, dtype=dtype,
+            probs, model=model.name, model_fingerprint=weights[model.name], dataset=dataset.name,
+            dataset_fingerprint=dataset.fingerprint, preprocessing=dataset.preprocessing, dtype=dtype,
             seconds=sum(s for _, s in parts) or time.perf_counter() - start, device=f"dask:{model.device}",
         )  # fmt: skip
-        computed.append((model.name, data.name))
+        computed.append((model.name, dataset.name))
         if callable(progress):
-            progress(f"{model.name} on {data.name}", done, len(tasks))
-    return RunReport(store, names, keys, tuple(computed), cached)
+            progress(f"{model.name} on {dataset.name}", done, len(tasks))
+    return RunReport(store, names, todo.keys, tuple(computed), todo.cached)
 
 
 def _predict(model: Model, inputs: np.ndarray) -> tuple[np.ndarray, float]:

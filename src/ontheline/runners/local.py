@@ -18,7 +18,8 @@ from ontheline._progress import ConsoleProgress, Progress
 from ontheline._validation import check_choice
 from ontheline.predictions import Predictions, as_predictions
 from ontheline.runners.adapters import Model
-from ontheline.store import PROB_DTYPES, Store, entry_key, fingerprint_array
+from ontheline.runners.plan import plan
+from ontheline.store import PROB_DTYPES, Store, fingerprint_array
 
 
 @dataclass(frozen=True)
@@ -83,29 +84,21 @@ def run(
     names = _check_unique(models)
     if progress is True:
         progress = ConsoleProgress()
-    keys: dict[str, dict[str, str]] = {}
-    computed, cached = [], []
-    total, done = len(models) * len(datasets), 0
-    for model in models:
-        weights = model.fingerprint()
-        keys[model.name] = {}
-        for data in datasets:
-            key = keys[model.name][data.name] = entry_key(weights, data.fingerprint, data.preprocessing)
-            if store.has(key):
-                cached.append((model.name, data.name))
-            else:
-                start = time.perf_counter()
-                probs = model.predict_proba(data.inputs)
-                store.put(
-                    probs, model=model.name, model_fingerprint=weights, dataset=data.name,
-                    dataset_fingerprint=data.fingerprint, preprocessing=data.preprocessing, dtype=dtype,
-                    seconds=time.perf_counter() - start, device=str(model.device),
-                )  # fmt: skip
-                computed.append((model.name, data.name))
-            done += 1
-            if callable(progress):
-                progress(f"{model.name} on {data.name}", done, total)
-    return RunReport(store, names, keys, tuple(computed), tuple(cached))
+    weights = {m.name: m.fingerprint() for m in models}
+    todo = plan(weights, {d.name: (d.fingerprint, d.preprocessing) for d in datasets}, store)
+    by_name, data = {m.name: m for m in models}, {d.name: d for d in datasets}
+    for done, (name, dataset) in enumerate(todo.missing, start=1):
+        model, inputs = by_name[name], data[dataset]
+        start = time.perf_counter()
+        probs = model.predict_proba(inputs.inputs)
+        store.put(
+            probs, model=name, model_fingerprint=weights[name], dataset=dataset,
+            dataset_fingerprint=inputs.fingerprint, preprocessing=inputs.preprocessing, dtype=dtype,
+            seconds=time.perf_counter() - start, device=str(model.device),
+        )  # fmt: skip
+        if callable(progress):
+            progress(f"{name} on {dataset}", done, len(todo.missing))
+    return RunReport(store, names, todo.keys, todo.missing, todo.cached)
 
 
 def _check_unique(models: Sequence[Model]) -> tuple[str, ...]:

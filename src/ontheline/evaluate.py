@@ -1,0 +1,330 @@
+"""Every method on one zoo, in one loop: fit on ID, estimate on OOD, collect trust, errors and a label-free ranking.
+
+:func:`evaluate` is what the command line runs; :func:`fit_methods` and :func:`estimate_all`
+are its two halves, for fitting once and estimating on many OOD sets (the benchmark does,
+and so does the label-free choice of a test-time adaptation). Errors are in accuracy points
+everywhere.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from ontheline._validation import EstimationError, check_choice
+from ontheline.agreement import DEFAULT_KEEP, DEFAULT_MIN_R2, AgreementLine, encode_labels
+from ontheline.estimators import METHODS, EstimateResult, Estimator, make_estimator
+from ontheline.predictions import Predictions, as_predictions
+
+#: The method that ranks the models and that trust, selection and the benchmark's goals are read from.
+RANKING_METHOD = "aline-d"
+
+#: What :func:`estimate_all` does when a method cannot estimate a shift: leave it out, with the
+#: reason in ``skipped``, or let its :class:`~ontheline.EstimationError` propagate.
+OnFailure = Literal["skip", "raise"]
+
+
+@dataclass(frozen=True)
+class RankedModel:
+    """One row of a ranking.
+
+    ``tied_with_best`` is True when the model's interval reaches the best model's estimate:
+    the data cannot tell it apart from the top choice. Without intervals only the best is tied.
+    """
+
+    rank: int
+    name: str
+    estimate: float
+    low: float | None
+    high: float | None
+    tied_with_best: bool
+
+
+def rank_models(result: EstimateResult) -> list[RankedModel]:
+    """Models ordered from the highest to the lowest estimated OOD accuracy (rank 1 is best).
+
+    Ties in the estimate keep the zoo's order.
+
+    Examples
+    --------
+    >>> import ontheline as otl
+    >>> id_preds, id_labels, ood_preds, _ = otl.make_line_zoo(n_models=5, random_state=0)
+    >>> result = otl.ALineD(n_bootstrap=50).fit(id_preds, id_labels).estimate(ood_preds)
+    >>> best = rank_models(result)[0]
+    >>> best.rank, best.tied_with_best
+    (1, True)
+    """
+    order = np.argsort(-result.ood_accuracy, kind="stable")
+    best = float(result.ood_accuracy[order[0]])
+    ranking = []
+    for rank, i in enumerate(order, start=1):
+        low = high = None
+        if result.interval is not None:
+            low, high = (float(v) for v in result.interval[i])
+        tied = rank == 1 or (high is not None and high >= best)
+        ranking.append(RankedModel(rank, result.models[i], float(result.ood_accuracy[i]), low, high, tied))
+    return ranking
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Every requested method's result on one zoo and one OOD set.
+
+    ``ood_accuracy`` holds the true OOD accuracies when OOD labels were given (None otherwise);
+    ``skipped`` maps a method to why it did not run; ``warnings`` lists what the estimators
+    warned about, once each.
+
+    Examples
+    --------
+    >>> import ontheline as otl
+    >>> id_preds, id_labels, ood_preds, ood_labels = otl.make_line_zoo(n_models=8, random_state=0)
+    >>> evaluation = otl.evaluate(id_preds, id_labels, ood_preds, ood_labels=ood_labels, n_bootstrap=0)
+    >>> evaluation.ranking_method, bool(evaluation.mae()["aline-d"] < 3.0)  # points
+    ('aline-d', True)
+    """
+
+    results: dict[str, EstimateResult]
+    ood_accuracy: np.ndarray | None
+    skipped: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return self._first.models
+
+    @property
+    def line(self) -> AgreementLine | None:
+        return self._first.line
+
+    @property
+    def trusted(self) -> bool:
+        return self._first.trusted
+
+    @property
+    def _first(self) -> EstimateResult:
+        return next(iter(self.results.values()))
+
+    @property
+    def ranking_method(self) -> str:
+        """:data:`RANKING_METHOD` when it ran; otherwise the first method that did."""
+        return RANKING_METHOD if RANKING_METHOD in self.results else next(iter(self.results))
+
+    def ranking(self) -> list[RankedModel]:
+        return rank_models(self.results[self.ranking_method])
+
+    def trust_message(self) -> str:
+        """One paragraph that says whether agreement-on-the-line holds here and what follows for the estimates."""
+        issues = self._first.trust_issues
+        line = self.line
+        if line is None:
+            return (
+                f"WARNING: {'; '.join(issues)}, so nothing says whether agreement-on-the-line holds; "
+                "treat every estimate with caution."
+            )
+        stats = (
+            f"slope {line.slope:.3f}, bias {line.bias:.3f}, R² {line.r2:.3f} over {line.n_pairs} pairs "
+            f"({line.n_distinct} distinct)"
+        )
+        if not issues:
+            return (
+                f"Agreement line: {stats}. Agreement-on-the-line holds (R² >= {self._first.min_r2}): "
+                "the ALine estimates can be trusted."
+            )
+        return (
+            f"WARNING: agreement line {stats}. Not to be trusted: {'; '.join(issues)}. "
+            "Every estimate may be off by many points."
+        )
+
+    def plot(self, ax: Any = None) -> Any:
+        """The agreement plot of the ranking method's result, with the true accuracies when known (matplotlib Axes)."""
+        return self.results[self.ranking_method].plot(ax, ood_accuracy=self.ood_accuracy)
+
+    def plot_estimates(self, ax: Any = None) -> Any:
+        """Every method's estimate against the true OOD accuracy (needs OOD labels; matplotlib Axes)."""
+        from ontheline.report.figures import plot_estimates
+
+        return plot_estimates(self, ax=ax)
+
+    def mae(self) -> dict[str, float]:
+        """Mean absolute error of each method against the true OOD accuracy, in accuracy points (empty without labels)."""
+        if self.ood_accuracy is None:
+            return {}
+        return {m: float(100 * np.abs(r.ood_accuracy - self.ood_accuracy).mean()) for m, r in self.results.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object printed by ``ontheline estimate --format json``."""
+        truth = self.ood_accuracy
+        rank = {r.name: r.rank for r in self.ranking()}
+        models = []
+        for i, name in enumerate(self.models):
+            estimates = {m: float(r.ood_accuracy[i]) for m, r in self.results.items()}
+            entry: dict[str, Any] = {
+                "name": name,
+                "id_accuracy": float(self._first.id_accuracy[i]),
+                "estimates": estimates,
+                "intervals": {
+                    m: [float(v) for v in r.interval[i]] for m, r in self.results.items() if r.interval is not None
+                },
+                "rank": rank[name],
+                "ood_accuracy": None if truth is None else float(truth[i]),
+            }
+            if truth is not None:
+                entry["errors"] = {m: e - float(truth[i]) for m, e in estimates.items()}
+            models.append(entry)
+        line = self.line
+        return {
+            "models": models,
+            "agreement_line": None if line is None else line.to_dict(),
+            "trusted": self.trusted,
+            "trust_issues": list(self._first.trust_issues),
+            "min_r2": self._first.min_r2,
+            "methods": list(self.results),
+            "ranked_by": self.ranking_method,
+            "mae": self.mae() or None,
+            "skipped": self.skipped,
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class FittedMethods:
+    """Methods fitted on one zoo's ID data (and those the zoo defeated, with the reason), ready
+    to estimate any number of OOD sets with :func:`estimate_all`."""
+
+    estimators: dict[str, Estimator]
+    skipped: dict[str, str]
+    id_preds: Predictions = field(repr=False)
+
+
+def fit_methods(
+    id_preds: Any,
+    id_labels: Any,
+    *,
+    methods: Sequence[str] | None = None,
+    min_r2: float = DEFAULT_MIN_R2,
+    n_bootstrap: int = 200,
+    keep: tuple[float, float] = DEFAULT_KEEP,
+) -> FittedMethods:
+    """Fit each method on labelled ID predictions; a method the zoo defeats (too few models, only
+    labels where it needs probabilities) is skipped with the reason. Arguments as in :func:`evaluate`."""
+    names = list(METHODS) if methods is None else list(dict.fromkeys(methods))
+    estimators = {name: make_estimator(name, min_r2=min_r2, n_bootstrap=n_bootstrap, keep=keep) for name in names}
+    id_p = as_predictions(id_preds, name="id_preds")
+    fitted, skipped = {}, {}
+    for name, estimator in estimators.items():
+        if estimator.needs_probs and id_p.probs is None:
+            skipped[name] = "needs probabilities or logits; only labels were given"
+            continue
+        try:
+            fitted[name] = estimator.fit(id_p, id_labels)
+        except EstimationError as exc:
+            skipped[name] = str(exc)
+    return FittedMethods(fitted, skipped, id_p)
+
+
+def estimate_all(
+    fitted: FittedMethods, ood_preds: Any, *, ood_labels: Any = None, on_failure: OnFailure = "skip"
+) -> Evaluation:
+    """Every fitted method's estimate on one OOD set, with the true accuracies when ``ood_labels`` are given.
+
+    Warnings of the estimators are collected into ``Evaluation.warnings`` (once each), not
+    shown. ``on_failure`` says what happens when a method cannot estimate this set (see
+    :data:`OnFailure`); when none can, :class:`~ontheline.EstimationError` is raised.
+    """
+    check_choice("estimate_all", "on_failure", on_failure, ("skip", "raise"))
+    id_p = fitted.id_preds
+    ood_p = as_predictions(ood_preds, models=None if _named(ood_preds) else id_p.models, name="ood_preds")
+    results: dict[str, EstimateResult] = {}
+    skipped = dict(fitted.skipped)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for name, estimator in fitted.estimators.items():
+            if estimator.needs_probs and ood_p.probs is None:
+                skipped[name] = "needs probabilities or logits; ood_preds holds only labels"
+                continue
+            try:
+                results[name] = estimator.estimate(ood_p)
+            except EstimationError as exc:  # this zoo defeats this method here; the others may still run
+                if on_failure == "raise":
+                    raise
+                skipped[name] = str(exc)
+    if not results:
+        raise EstimationError(
+            f"None of the methods could run: {skipped}. Pass probabilities, or more (and more diverse) models."
+        )
+    messages = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
+    truth = None
+    if ood_labels is not None:
+        aligned = ood_p.select(id_p.models) if ood_p.models != id_p.models else ood_p
+        truth = np.asarray((aligned.labels == encode_labels(aligned, ood_labels, "ood_labels")).mean(axis=1))
+    return Evaluation(results, truth, skipped, messages)
+
+
+def evaluate(
+    id_preds: Any,
+    id_labels: Any,
+    ood_preds: Any,
+    *,
+    methods: Sequence[str] | None = None,
+    ood_labels: Any = None,
+    min_r2: float = DEFAULT_MIN_R2,
+    n_bootstrap: int = 200,
+    keep: tuple[float, float] = DEFAULT_KEEP,
+    on_failure: OnFailure = "skip",
+) -> Evaluation:
+    """Fit every method on the ID data and estimate on the OOD data.
+
+    Parameters
+    ----------
+    id_preds, ood_preds : Predictions, array-like or mapping
+        The zoo's predictions (see :func:`ontheline.as_predictions`).
+    id_labels : array-like of shape (n_id_samples,)
+    methods : sequence of str, optional
+        Names from :data:`ontheline.METHODS` (default: all). A method that needs
+        probabilities is skipped, with the reason, when only labels are given.
+    ood_labels : array-like of shape (n_ood_samples,), optional
+        When given, the true OOD accuracy of each model is reported beside the estimates.
+    min_r2 : float
+        Trust threshold on the agreement line's R².
+    n_bootstrap : int
+        Resamples for the ALine intervals.
+    keep : (float, float)
+        The agreement filter: pairs whose ID and OOD agreement both lie in this range make the line.
+    on_failure : {'skip', 'raise'}
+        A method the zoo defeats (ALine-D with fewer than 3 models, or without a line) is
+        skipped with its reason, or its error is raised.
+
+    Returns
+    -------
+    Evaluation
+
+    Examples
+    --------
+    >>> import ontheline as otl
+    >>> id_preds, id_labels, ood_preds, _ = otl.make_line_zoo(n_models=8, random_state=0)
+    >>> evaluation = otl.evaluate(id_preds, id_labels, ood_preds, methods=["aline-d", "gde"], n_bootstrap=0)
+    >>> list(evaluation.results), evaluation.ranking()[0].rank
+    (['aline-d', 'gde'], 1)
+    """
+    fitted = fit_methods(id_preds, id_labels, methods=methods, min_r2=min_r2, n_bootstrap=n_bootstrap, keep=keep)
+    return estimate_all(fitted, ood_preds, ood_labels=ood_labels, on_failure=on_failure)
+
+
+def _named(preds: Any) -> bool:
+    return isinstance(preds, (Mapping, Predictions))
+
+
+__all__ = [
+    "RANKING_METHOD",
+    "Evaluation",
+    "FittedMethods",
+    "RankedModel",
+    "estimate_all",
+    "evaluate",
+    "fit_methods",
+    "rank_models",
+]

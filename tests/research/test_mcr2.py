@@ -1,0 +1,230 @@
+"""MCR², V-MCR² and ReduNet against slow references, finite differences and the papers' identities."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the torch extra, which make test installs")
+
+from ontheline.research.mcr2 import (  # noqa: E402
+    ClassStatistics,
+    ReduNet,
+    VariationalMCR2,
+    class_moments,
+    compression_rate,
+    dictionary_penalty,
+    optimal_codes,
+    rate_reduction,
+    variational_compression,
+    variational_objective,
+)
+
+
+def _features(m=60, d=6, k=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.nn.functional.normalize(torch.randn(m, d, generator=g, dtype=torch.float64), dim=1)
+    return z, torch.arange(m) % k
+
+
+def _slow_delta_r(z, labels, k, eps2):
+    """The textbook formulas, class by class, with numpy's slogdet."""
+    z, labels = z.numpy(), labels.numpy()
+    m, d = z.shape
+    rate = 0.5 * np.linalg.slogdet(np.eye(d) + d / (m * eps2) * z.T @ z)[1]
+    compression = 0.0
+    for j in range(k):
+        zj = z[labels == j]
+        compression += len(zj) / (2 * m) * np.linalg.slogdet(np.eye(d) + d / (len(zj) * eps2) * zj.T @ zj)[1]
+    return rate - compression
+
+
+@pytest.mark.parametrize("d", [6, 30])  # classes of 20 rows: d x d log-dets, then Gram-matrix (Sylvester) ones
+def test_rate_reduction_equals_the_class_by_class_reference(d):
+    for seed in range(5):
+        z, labels = _features(d=d, seed=seed)
+        assert float(rate_reduction(z, labels, 3, eps2=0.5)) == pytest.approx(
+            _slow_delta_r(z, labels, 3, 0.5), abs=1e-10
+        )
+    uneven = torch.tensor([0] * 25 + [1] * 10 + [2] * 25)  # padded blocks of 25 rows; class 1 fills 10
+    assert float(rate_reduction(z, uneven, 3, eps2=0.5)) == pytest.approx(_slow_delta_r(z, uneven, 3, 0.5), abs=1e-10)
+
+
+def test_the_variational_bound_holds_for_any_basis_and_is_tight_in_the_eigenbasis():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a = rng.normal(size=(5, 5))
+        s = a @ a.T
+        exact = np.linalg.slogdet(np.eye(5) + s)[1]
+        u = np.linalg.qr(rng.normal(size=(5, 5)))[0]
+        assert np.log1p(np.diag(u.T @ s @ u)).sum() >= exact - 1e-12
+        eigvecs = np.linalg.eigh(s)[1]
+        assert np.log1p(np.diag(eigvecs.T @ s @ eigvecs)).sum() == pytest.approx(exact, abs=1e-8)
+
+
+def test_after_latching_with_a_full_dictionary_the_compression_term_is_exact():
+    z, labels = _features(d=6)
+    vm = VariationalMCR2(dim=6, n_classes=3, atoms=6, eps2=0.5)
+    vm.latch(z, labels)
+    stats = vm.statistics(z, labels)
+    with torch.no_grad():
+        assert float(vm.compression(stats.weights)) == pytest.approx(
+            float(compression_rate(z, labels, 3, 0.5)), abs=1e-8
+        )
+        assert float(vm.penalty(stats)) == pytest.approx(0.0, abs=1e-10)  # ||S||^2 is about 3e3: cancellation only
+        assert float(vm.objective(z, labels)) == pytest.approx(float(rate_reduction(z, labels, 3, 0.5)), abs=1e-8)
+
+
+def test_gradients_match_finite_differences():
+    z, labels = _features(m=12, d=4, k=2)
+    z.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: rate_reduction(x, labels, 2, 0.5), (z,))
+    wide, wide_labels = _features(m=8, d=10, k=2)  # 4 rows per class < 10 dimensions: Gram matrices
+    assert torch.autograd.gradcheck(lambda x: rate_reduction(x, wide_labels, 2, 0.5), (wide.requires_grad_(True),))
+    vm = VariationalMCR2(dim=4, n_classes=2, atoms=2, eps2=0.5, mu=0.3)
+    gamma, codes = vm.gamma.detach().clone().requires_grad_(True), (vm.codes.detach() + 0.5).requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda x, g, a: variational_objective(x, labels, g, a, 2, 0.5, 0.3), (z, gamma, codes)
+    )
+    vm = VariationalMCR2(dim=10, n_classes=2, atoms=3, eps2=0.5, mu=0.3)  # classes of 4 rows: worked on by rows
+    gamma, codes = vm.gamma.detach().clone().requires_grad_(True), (vm.codes.detach() + 0.5).requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda x, g, a: variational_objective(x, wide_labels, g, a, 2, 0.5, 0.3), (wide, gamma, codes)
+    )
+
+
+def test_class_moments_equal_a_loop_over_classes_with_an_empty_class():
+    z, _ = _features(m=17, d=5)
+    labels = torch.tensor([3, 0, 3, 1, 0, 0, 3, 1, 3, 3, 0, 1, 1, 0, 3, 0, 3])  # class 2 has no samples
+    moments, counts = class_moments(z, labels, 4)
+    for j in range(4):
+        zj = z[labels == j]
+        torch.testing.assert_close(moments[j], zj.T @ zj)
+        assert counts[j] == len(zj)
+
+
+@pytest.mark.parametrize("method", ["ritz", "gradient"])
+def test_the_dictionary_update_keeps_unit_columns_and_non_negative_codes(method):
+    z, labels = _features()
+    vm = VariationalMCR2(dim=6, n_classes=3, atoms=2)
+    for _ in range(20):
+        vm.update_dictionary(z, labels, steps=2, method=method)
+    torch.testing.assert_close(vm.gamma.norm(dim=1), torch.ones(3, 2, dtype=torch.float64))
+    assert (vm.codes >= 0).all()
+
+
+def test_optimal_codes_match_a_grid_search():
+    rayleigh = torch.tensor([0.0, 0.05, 0.3, 0.6, 1.0, 2.5, 7.0, 40.0], dtype=torch.float64)
+    grid = torch.linspace(0, 45, 450_001, dtype=torch.float64)
+    for mu in (0.05, 0.3, 1.0, 10.0):
+        codes = optimal_codes(rayleigh, mu)
+        for r, a in zip(rayleigh, codes):
+            scores = -0.5 * torch.log1p(grid) - mu / 2 * (r - grid) ** 2
+            best = grid[scores.argmax()]
+            assert float(a) == pytest.approx(float(best), abs=2e-4), (mu, float(r))
+
+
+def test_top_eigenpairs_from_the_gram_matrices_match_the_full_eigendecomposition():
+    z, _ = _features(m=14, d=12, seed=5)
+    labels = torch.tensor([0] * 6 + [1] * 6 + [2] * 2)  # classes smaller than d; class 2 has rank 2 < 4 atoms
+    stats = ClassStatistics.of(z, labels, 3, eps2=0.5)
+    assert stats.moments is None  # the row (Gram) path
+    values, vectors = stats.top_eigenpairs(4)
+    full_values, full_vectors = torch.linalg.eigh(stats.scaled_moments())
+    torch.testing.assert_close(values, full_values[:, -4:].flip(-1).clamp(min=0), atol=1e-9, rtol=1e-9)
+    torch.testing.assert_close(vectors.mT @ vectors, torch.eye(4, dtype=torch.float64).expand(3, 4, 4))
+    for j, rank in enumerate((4, 4, 2)):  # the same eigen-subspace where the eigenvalues are non-zero
+        ours, reference = vectors[j, :, :rank], full_vectors[j, :, -rank:]
+        torch.testing.assert_close(ours @ ours.T, reference @ reference.T, atol=1e-9, rtol=0)
+
+
+def _dictionary_objective(vm, stats):
+    return float(
+        -variational_compression(vm.codes, stats.weights) - dictionary_penalty(stats, vm.gamma, vm.codes, vm.mu)
+    )
+
+
+@pytest.mark.parametrize("d", [5, 40])  # classes of 20 rows: the d x d moments, then the Gram matrices
+def test_the_expanded_penalty_equals_the_frobenius_norm_of_the_difference(d):
+    z, labels = _features(m=60, d=d, k=3, seed=2)
+    g = torch.Generator().manual_seed(3)
+    gamma = torch.nn.functional.normalize(torch.randn(3, d, 4, generator=g, dtype=torch.float64), dim=1)
+    codes = torch.rand(3, 4, generator=g, dtype=torch.float64) * 10
+    stats = ClassStatistics.of(z, labels, 3, eps2=0.5)
+    expected = 0.0
+    for j in range(3):
+        zj = z[labels == j]
+        scaled = d / (len(zj) * 0.5) * zj.T @ zj
+        approx = gamma[j] @ torch.diag(codes[j]) @ gamma[j].T
+        expected += len(zj) / 60 * 0.7 / 2 * float((scaled - approx).pow(2).sum())
+    assert float(dictionary_penalty(stats, gamma, codes, 0.7)) == pytest.approx(expected, rel=1e-10)
+    torch.testing.assert_close(stats.apply(gamma), stats.scaled_moments() @ gamma)
+
+
+def test_ritz_updates_never_decrease_the_dictionary_objective_and_reach_the_latched_optimum():
+    z, labels = _features(m=90, d=8, k=3, seed=1)
+    vm = VariationalMCR2(dim=8, n_classes=3, atoms=3, mu=2.0, seed=4)
+    stats = vm.statistics(z, labels)
+    history = [_dictionary_objective(vm, stats)]
+    for _ in range(60):
+        vm.update_dictionary(z, labels)
+        history.append(_dictionary_objective(vm, stats))
+    assert all(b >= a - 1e-10 for a, b in zip(history, history[1:]))
+    # the global optimum for fixed features: the top eigenvectors, each with its optimal code
+    best = VariationalMCR2(dim=8, n_classes=3, atoms=3, mu=2.0)
+    best.latch(z, labels)
+    best.codes.copy_(optimal_codes(best.codes, best.mu))
+    assert history[-1] == pytest.approx(_dictionary_objective(best, stats), abs=1e-8)
+
+
+def test_a_training_step_returns_the_objective_after_updating_the_dictionary():
+    z, labels = _features()
+    z.requires_grad_(True)
+    vm = VariationalMCR2(dim=6, n_classes=3, atoms=2, mu=3.0)
+    value = vm.step(z, labels, latch=True, dictionary_steps=2)
+    assert float(value.detach()) == pytest.approx(float(vm.objective(z, labels).detach()), abs=1e-12)
+    value.backward()
+    assert z.grad is not None and torch.isfinite(z.grad).all()
+    with pytest.raises(ValueError, match="method must be one of"):
+        vm.step(z, labels, method="newton")
+    with pytest.raises(ValueError, match=r"z is torch.float32 but the dictionary is torch.float64"):
+        vm.step(z.detach().float(), labels)
+    single = vm.to(torch.float32)  # the dictionary follows the module's dtype
+    assert torch.isfinite(single.step(z.detach().float(), labels)).all()
+
+
+def _digits_tasks():
+    sklearn = pytest.importorskip("sklearn.datasets", reason="the bench extra, which make test installs")
+    x, y = sklearn.load_digits(return_X_y=True)
+    x = torch.nn.functional.normalize(torch.tensor(x - x.mean(axis=1, keepdims=True)), dim=1)
+    return x[:600], torch.tensor(y[:600]), x[600:900], torch.tensor(y[600:900])
+
+
+def test_class_moments_are_recovered_from_the_stored_operators():
+    x, y, _, _ = _digits_tasks()
+    net = ReduNet(n_layers=2).fit(x, y, 10)
+    C, counts = net.layers[0].C, net.counts
+    alpha_j = x.shape[1] / (counts * net.eps2)
+    eye = torch.eye(x.shape[1], dtype=torch.float64)
+    recovered = (torch.linalg.inv(C / alpha_j[:, None, None]) - eye) / alpha_j[:, None, None]
+    moments, _ = class_moments(x.double(), y, 10)
+    torch.testing.assert_close(recovered, moments, rtol=1e-8, atol=1e-8)
+
+
+def test_a_redunet_built_task_by_task_equals_the_one_built_jointly():
+    x, y, x_test, _ = _digits_tasks()
+    joint = ReduNet(n_layers=8).fit(x, y, 10)
+    grown = ReduNet(n_layers=8)
+    for task in range(5):  # classes 2t and 2t+1, relabelled 0 and 1 within the task
+        seen = (y == 2 * task) | (y == 2 * task + 1)
+        grown.add_classes(x[seen], y[seen] - 2 * task, 2)
+    for a, b in zip(joint.layers, grown.layers):
+        torch.testing.assert_close(a.E, b.E, rtol=1e-6, atol=1e-9)
+        torch.testing.assert_close(a.C, b.C, rtol=1e-6, atol=1e-9)
+    assert torch.equal(joint.predict(x_test), grown.predict(x_test))
+
+
+def test_the_statistics_recursion_equals_propagating_the_training_samples():
+    x, y, _, _ = _digits_tasks()
+    net = ReduNet(n_layers=6).fit(x, y, 10)
+    z = net.propagate_training(x, y)
+    moments, _ = class_moments(z, y, 10)
+    torch.testing.assert_close(moments, net.final_moments, rtol=1e-8, atol=1e-8)
