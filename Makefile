@@ -1,31 +1,39 @@
 # Both targets build or refresh .venv from this repo's own files, so they work on a fresh machine.
+# `make demo` installs what the demo needs; `make test` adds every extra the tests exercise.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
+TEST_STAMP := $(VENV)/.installed-test
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
 .PHONY: demo test fuzz bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench,torch,store,dask,onnx,safetensors,hf,plot,rl]"
-	touch $(STAMP)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 
-demo: $(STAMP)
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) -e ".[bench,torch,store]"
+	touch $(DEMO_STAMP)
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) -e ".[dev,bench,torch,store,dask,onnx,safetensors,hf,plot,rl]"
+	touch $(TEST_STAMP) $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/ontheline demo
 
 # The report's browser test needs Debian's chromium; install it when missing (as root, or with sudo).
-test: $(STAMP)
+test: $(TEST_STAMP)
 	@command -v chromium >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 # The property-based tests at length: 2,000 generated zoos and files per property (make test runs 40).
-fuzz: $(STAMP)
+fuzz: $(TEST_STAMP)
 	$(BIN)/python -m pytest tests/test_fuzz.py --hypothesis-profile=fuzz
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/agreement_throughput.py
 
 clean:

@@ -43,3 +43,28 @@ def digits_zoo():
         id_probs.append(model.predict_proba(x_test.reshape(len(test), -1)))
         ood_probs.append(model.predict_proba(ood.reshape(len(test), -1)))
     return np.stack(id_probs), labels[test], np.stack(ood_probs), labels[test], list(models)
+
+
+@pytest.fixture(scope="session")
+def generated_benchmark():
+    """A benchmark result scored on a generated zoo (8 linear models, no training): the tiny
+    configuration's shifts, each a scaling shift of its own strength. The report's tests need
+    scores, not trained networks."""
+    from ontheline.bench.config import CONFIGS
+    from ontheline.bench.predict import ZooPredictions
+    from ontheline.bench.score import score
+    from ontheline.bench.suite import BenchmarkResult
+    from ontheline.synthetic import make_line_zoo
+
+    config = CONFIGS["tiny"]
+    shifts = config.shifts("digits")
+    id_probs, id_labels, _, _ = make_line_zoo(n_models=8, n_samples=400, random_state=0)
+    probs, labels = {"id_val": id_probs, "id_test": id_probs}, {"id_val": id_labels, "id_test": id_labels}
+    for k, spec in enumerate(shifts):  # the same seed: the same models, shifted more or less
+        _, _, probs[spec.name], labels[spec.name] = make_line_zoo(
+            n_models=8, n_samples=400, contrast=0.9 - 0.1 * k, noise_scale=1.0 + 0.05 * k, random_state=0
+        )
+    models = tuple(f"model-{i}" for i in range(8))
+    neural = np.array([True] * 5 + [False] * 3)
+    preds = ZooPredictions("digits", models, neural, probs, labels)
+    return BenchmarkResult(config, tuple(score(preds, shifts)), {"digits": 8}, True, 0.0, 0.95)

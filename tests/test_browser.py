@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("playwright", reason="the browser test needs the dev extra, which make test installs")
-pytest.importorskip("torch", reason="the benchmark's zoo needs the torch extra, which make test installs")
 
 from ontheline.cli import main  # noqa: E402
 from ontheline.report import benchmark_report  # noqa: E402
@@ -33,12 +32,9 @@ def estimate_page(tmp_path_factory, digits_zoo):
 
 
 @pytest.fixture(scope="module")
-def demo_page(tmp_path_factory, bench_store):
-    from ontheline.bench.suite import run_benchmark
-    from ontheline.store import Store
-
+def demo_page(tmp_path_factory, generated_benchmark):
     html = tmp_path_factory.mktemp("demo-report") / "report.html"
-    html.write_text(benchmark_report(run_benchmark("tiny", store=Store(bench_store))), encoding="utf-8")
+    html.write_text(benchmark_report(generated_benchmark), encoding="utf-8")
     return html
 
 

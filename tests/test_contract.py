@@ -1,5 +1,7 @@
 """The contract every estimator follows; a new estimator is done when it passes here."""
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -111,3 +113,106 @@ def test_label_only_input_is_refused_by_methods_that_need_probabilities():
                 estimator.fit(ZOO[0].argmax(-1), ZOO[1])
         else:
             estimator.fit(ZOO[0].argmax(-1), ZOO[1]).estimate(ZOO[2].argmax(-1))
+
+
+# --- estimators own their state -------------------------------------------------------------------
+
+#: Non-default settings of each method, to run the contract beyond the defaults.
+SETTINGS = {
+    "aline-d": {"n_bootstrap": 20, "confidence": 0.8, "keep": (0.02, 0.99), "random_state": 3},
+    "aline-s": {"n_bootstrap": 20, "n_groups": 8, "min_r2": 0.9},
+    "atc-mc": {"calibrate": True},
+    "atc-ne": {"calibrate": True},
+    "doc": {"calibrate": True},
+    "ac": {"calibrate": True},
+    "gde": {"keep": (0.1, 0.95)},
+}
+
+
+def configured(name):
+    estimator = make(name)
+    for key, value in SETTINGS[name].items():
+        setattr(estimator, key, value)
+    return estimator
+
+
+@pytest.fixture(params=[False, True], ids=["defaults", "settings"])
+def build(request):
+    return configured if request.param else make
+
+
+def test_fit_sets_only_attributes_ending_in_underscore_and_keeps_the_hyperparameters(name, build):
+    estimator = build(name)
+    before = dict(vars(estimator))
+    estimator.fit(ZOO[0], ZOO[1])
+    learned = {k for k in vars(estimator) if k not in before}
+    assert learned and all(k.endswith("_") for k in learned)
+    assert {k: vars(estimator)[k] for k in before} == before
+
+
+def test_changing_the_callers_arrays_after_fit_changes_no_estimate(name, build):
+    id_probs, id_labels, ood_probs = (a.copy() for a in ZOO[:3])
+    estimator = build(name).fit(id_probs, id_labels)
+    id_probs[:] = 1.0 / id_probs.shape[-1]  # the caller reuses its buffers
+    id_labels[:] = 0
+    after = estimator.estimate(ood_probs)
+    fresh = build(name).fit(ZOO[0], ZOO[1]).estimate(ZOO[2])
+    np.testing.assert_array_equal(after.ood_accuracy, fresh.ood_accuracy)
+
+
+def test_estimate_leaves_the_estimators_state_identical_by_value(name, build):
+    estimator = build(name).fit(ZOO[0], ZOO[1])
+    before = pickle.dumps(vars(estimator))
+    estimator.estimate(ZOO[2])
+    estimator.estimate(ZOO[2][:, ::-1].copy())  # the samples in another order
+    assert pickle.dumps(vars(estimator)) == before
+
+
+def test_refitting_on_new_data_equals_a_fresh_fit(name, build):
+    other = otl.make_line_zoo(n_models=6, n_samples=500, random_state=7)
+    refit = build(name).fit(ZOO[0], ZOO[1]).fit(other[0], other[1])
+    fresh = build(name).fit(other[0], other[1])
+    assert pickle.dumps(vars(refit)) == pickle.dumps(vars(fresh))
+    np.testing.assert_array_equal(refit.estimate(other[2]).ood_accuracy, fresh.estimate(other[2]).ood_accuracy)
+
+
+def test_a_pickle_round_trip_gives_identical_estimates(name, build):
+    estimator = build(name).fit(ZOO[0], ZOO[1])
+    restored = pickle.loads(pickle.dumps(estimator))
+    first, second = estimator.estimate(ZOO[2]), restored.estimate(ZOO[2])
+    np.testing.assert_array_equal(first.ood_accuracy, second.ood_accuracy)
+    if first.interval is not None:
+        np.testing.assert_array_equal(first.interval, second.interval)
+
+
+def test_non_default_settings_change_the_estimates_where_they_should(name):
+    default, custom = make(name).fit(ZOO[0], ZOO[1]), configured(name).fit(ZOO[0], ZOO[1])
+    a, b = default.estimate(ZOO[2]), custom.estimate(ZOO[2])
+    if name in ("atc-mc", "atc-ne", "doc", "ac"):  # calibration moves the confidences
+        assert not np.array_equal(a.ood_accuracy, b.ood_accuracy)
+        assert custom.temperatures_ is not None and default.temperatures_ is None
+    if name.startswith("aline"):  # another bootstrap: other intervals
+        assert not np.array_equal(a.interval, b.interval)
+
+
+@pytest.mark.parametrize(("parameter", "value"), [("keep", 0.5), ("min_r2", 2.0)])
+def test_a_hyperparameter_set_to_a_bad_value_after_construction_is_refused_where_it_is_used(name, parameter, value):
+    estimator = make(name)
+    setattr(estimator, parameter, value)
+    with pytest.raises(ValueError, match=f"The '{parameter}' parameter of {type(estimator).__name__} must"):
+        estimator.fit(ZOO[0], ZOO[1])
+    fitted = make(name).fit(ZOO[0], ZOO[1])
+    setattr(fitted, parameter, value)
+    with pytest.raises(ValueError, match=f"The '{parameter}' parameter of {type(fitted).__name__} must"):
+        fitted.estimate(ZOO[2])
+
+
+def test_every_method_is_named_by_its_registry_name_on_the_class_and_the_instance():
+    for name, factory in METHODS.items():
+        estimator = factory()
+        assert estimator.name == name
+        assert isinstance(type(estimator).names, dict) and name in type(estimator).names.values()
+    atc = otl.ATC()
+    atc.score = "entropy"
+    with pytest.raises(ValueError, match="The 'score' parameter of ATC must be one of"):
+        atc.name  # noqa: B018 - reading the name checks the variant

@@ -4,14 +4,11 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-pytest.importorskip("torch", reason="the benchmark's zoo needs the torch extra, which make test installs")
-
-from ontheline.agreement import AgreementLine  # noqa: E402
-from ontheline.bench.config import ShiftSpec  # noqa: E402
-from ontheline.bench.score import ShiftScore  # noqa: E402
-from ontheline.bench.suite import run_benchmark  # noqa: E402
-from ontheline.report import benchmark_report  # noqa: E402
-from ontheline.report.bench import shift_plot  # noqa: E402
+from ontheline.agreement import AgreementLine
+from ontheline.bench.config import ShiftSpec
+from ontheline.bench.score import ShiftScore
+from ontheline.report import benchmark_report
+from ontheline.report.bench import shift_plot
 
 
 class _Balance(HTMLParser):
@@ -38,10 +35,8 @@ class _Balance(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def tiny(bench_store):
-    from ontheline.store import Store
-
-    return run_benchmark("tiny", store=Store(bench_store))
+def tiny(generated_benchmark):
+    return generated_benchmark
 
 
 def _inflated(html):

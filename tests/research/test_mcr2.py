@@ -228,3 +228,38 @@ def test_the_statistics_recursion_equals_propagating_the_training_samples():
     z = net.propagate_training(x, y)
     moments, _ = class_moments(z, y, 10)
     torch.testing.assert_close(moments, net.final_moments, rtol=1e-8, atol=1e-8)
+
+
+# --- the reproductions, in miniature --------------------------------------------------------
+
+
+def test_vmcr2_miniature_reports_the_documented_keys(tmp_path):
+    pytest.importorskip("sklearn", reason="the packaged digits need the bench extra, which make test installs")
+    from ontheline.research.mcr2 import repro_vmcr2 as vmcr2
+
+    result = vmcr2.run(steps=3, timing_steps=2)
+    assert result["classes"] == [10, 50, 100]
+    for method in ("mcr2", "vmcr2"):
+        assert len(result["step_seconds"][method]) == 3 and all(s > 0 for s in result["step_seconds"][method])
+        assert result["delta_r"][method] > 0 and 0 <= result["accuracy"][method] <= 1
+    assert set(result["digits"]) == {"mcr2", *vmcr2.VARIANTS}
+    settings = [(t["dim"], t["per_class"]) for t in result["timing"]]
+    assert settings == list(vmcr2.TIMING) and result["timing"][0]["step_seconds"] == result["step_seconds"]
+    assert [(g["dim"], g["per_class"]) for g in result["goals"]["speedup_at_100_classes_by_setting"]] == settings
+    assert "speed-up at 100 classes" in vmcr2.text(result)
+    pytest.importorskip("matplotlib", reason="the plot extra, which make test installs")
+    paths = vmcr2.figures(result, tmp_path)
+    assert [p.name for p in paths] == ["vmcr2-step-time.png", "vmcr2-step-time.svg"]
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_incremental_miniature_grows_exactly_the_joint_network_and_the_mlp_forgets():
+    pytest.importorskip("sklearn", reason="the packaged digits need the bench extra, which make test installs")
+    from ontheline.research.mcr2 import repro_incremental as incremental
+
+    result = incremental.run(layers=3, mlp_epochs=5)
+    curves = result["accuracy_after_each_task"]
+    assert curves["incremental"] == curves["joint"]  # built from stored statistics: the same network
+    final = result["final_accuracy"]
+    assert set(final) == {"joint", "incremental", "mlp_sequential"}
+    assert final["mlp_sequential"] < 0.5 < final["incremental"]  # finetuning task by task forgets the old classes

@@ -176,3 +176,44 @@ def test_sams_logit_weight_grows_with_the_margin_in_logistic_regression():
     ratio = weights[:, 1] / weights[:, 0]
     order = torch.argsort(margin)
     assert (torch.diff(ratio[order]) > 0).all()
+
+
+# --- the reproduction, in miniature ---------------------------------------------------------
+
+
+def test_sam_in_worker_processes_gives_the_same_numbers():
+    pytest.importorskip("sklearn", reason="the packaged digits need the bench extra, which make test installs")
+    from ontheline.research.sam import repro as sam
+
+    small = {"settings": (("digits", 0.6),), "seeds": (0,), "epochs": 1, "max_train": 96}
+    assert sam.run(**small, jobs=2)["settings"] == sam.run(**small)["settings"]
+
+
+def test_sam_miniature_reports_every_method_and_the_linear_demo(tmp_path):
+    pytest.importorskip("sklearn", reason="the packaged digits need the bench extra, which make test installs")
+    from ontheline.research.sam import repro as sam
+
+    result = sam.run(settings=(("digits", 0.6),), seeds=(0,), epochs=2, max_train=128)
+    assert set(result["methods"]) == {"sgd", "sam", "1-sam", "l-sam", "j-sam", "sgd-reg"}
+    for method, v in result["methods"].items():
+        assert 0 <= v["final_acc"] <= v["best_acc"] <= 1, method
+    curves = result["settings"]["digits-60"]["methods"]["sgd"]
+    assert len(curves["test_acc"]) == len(curves["clean_fit"]) == len(curves["noisy_fit"]) == 2
+    demo = result["linear_demo"]
+    assert demo["clean_over_noisy_sam"] > demo["clean_over_noisy_sgd"]  # SAM up-weights the clean examples
+    ratios = demo["ratio_by_margin_decile"]
+    assert all(b > a for a, b in zip(ratios, ratios[1:]))  # and its weight grows with the margin
+    paths = sam.figures(result, tmp_path)
+    assert sorted(p.name for p in paths) == ["sam-curves.png", "sam-curves.svg"]
+
+
+def test_symmetric_noise_flips_exactly_the_rate_to_other_classes_and_is_seeded():
+    import numpy as np
+
+    from ontheline.research.sam.repro import noisy_labels
+
+    labels = np.arange(1000) % 10
+    noisy, mask = noisy_labels(labels, 0.6, seed=3)
+    assert mask.sum() == 600 and (noisy[mask] != labels[mask]).all() and (noisy[~mask] == labels[~mask]).all()
+    again, mask_again = noisy_labels(labels, 0.6, seed=3)
+    assert (again == noisy).all() and (mask_again == mask).all()

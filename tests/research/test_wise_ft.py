@@ -99,3 +99,26 @@ def test_numpy_state_dicts_work_too():
     b = {"w": np.array([2.0, 4.0]), "step": np.array([5])}
     mixed = interpolate(a, b, 0.5)
     assert mixed["w"].tolist() == [1.0, 3.0] and mixed["step"].tolist() == [5]
+
+
+# --- the reproduction, in miniature ---------------------------------------------------------
+
+
+def test_wise_ft_miniature_reports_every_row_consistently():
+    pytest.importorskip("sklearn", reason="the packaged digits need the bench extra, which make test installs")
+    from ontheline.research.wise_ft import repro as wise_ft
+
+    result = wise_ft.run(seeds=(0,), epochs=200, max_test=150)
+    for name in ("early", "late", "wise"):
+        row = result[name]
+        assert 0 <= row["pass@1"] <= row["pass@2"] <= row["pass@16"] <= 1  # pass@k is monotone in k
+        assert 0 <= row["maj@16"] <= 1 and row["jensen_gap@16"] >= 0
+    assert result["wise"] == result["wise_alphas"]["0.5"]
+    assert result["temperature"]["1.0"] == result["late"]  # T = 1 is the late checkpoint itself
+    early = result["early_epoch"][0]
+    best = max(result["checkpoints"], key=lambda c: c["pass@16"])
+    assert early == best["epoch"] and result["checkpoints"][-1]["epoch"] == 200
+    assert set(result["goals"]) == {
+        "late_pass16_below_early", "late_variance_above_early", "wise_pass16_above_late", "wise_pass1_above_early"
+    }  # fmt: skip
+    assert "WiSE alpha=0.5" in wise_ft.text(result)

@@ -1,0 +1,184 @@
+"""``ontheline estimate`` and ``ontheline report``: the estimates on the user's own NPZ files of predictions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ontheline._io import check_output, printable, read_npz
+from ontheline._validation import InputError
+from ontheline.cli._common import (
+    Parser,
+    check_folder,
+    data_errors,
+    non_negative_int,
+    open_unit_float,
+    pct,
+    unit_float,
+    writing,
+)
+from ontheline.estimators import METHODS
+from ontheline.evaluate import Evaluation, evaluate
+from ontheline.predictions import Predictions, as_predictions
+
+_SCORE_KEYS = ("probs", "logits", "preds")
+_KINDS: dict[str, Literal["probs", "logits", "labels"]] = {"probs": "probs", "logits": "logits", "preds": "labels"}
+_ONE_PER = {"models": "model", "classes": "class", "labels": "sample"}
+
+
+def register(sub: Any) -> None:
+    """Add ``estimate`` and ``report`` to the subparsers ``sub``."""
+    common = Parser(add_help=False)
+    common.add_argument(
+        "--method", action="append", choices=list(METHODS), help="a method to run (repeatable; default: all)"
+    )
+    common.add_argument(
+        "--bootstrap", type=non_negative_int, default=200, help="resamples for the ALine intervals (0: none)"
+    )
+    common.add_argument("--id", required=True, help="NPZ with labels, probs|logits|preds and models (labelled ID data)")
+    common.add_argument("--ood", required=True, help="NPZ with probs|logits|preds and models; labels optional")
+    common.add_argument("--min-r2", type=unit_float, default=0.95, help="trust threshold on the agreement line's R²")
+    common.add_argument(
+        "--keep", nargs=2, type=open_unit_float, default=[0.05, 0.98], metavar=("LOW", "HIGH"),
+        help="the agreement filter: pairs with ID and OOD agreement in [LOW, HIGH] make the line (default 0.05 0.98)",
+    )  # fmt: skip
+    common.add_argument("--plots", metavar="DIR", help="also save the figures as PNG and SVG in this folder")
+    common.add_argument("--title", default="ontheline estimate", help="the report's title")
+
+    est = sub.add_parser("estimate", parents=[common], help="estimate OOD accuracy from NPZ files of predictions")
+    est.add_argument("--format", choices=("table", "json"), default="table")
+    est.add_argument("--report", metavar="FILE", help="also write the HTML report to this file")
+    est.set_defaults(run=run_estimate, report_flag="--report")
+
+    report = sub.add_parser(
+        "report", parents=[common], help="write the HTML report (and --plots) of an estimate, print nothing"
+    )
+    report.add_argument("--out", dest="report", default="report.html", help="the HTML file to write")
+    report.set_defaults(run=run_report, report_flag="--out")
+
+
+def run_estimate(args: argparse.Namespace) -> None:
+    _check_outputs(args)
+    evaluation = _evaluate_files(args)
+    if args.format == "json":
+        print(json.dumps(evaluation.to_dict(), indent=2))
+    else:
+        print(format_table(evaluation))
+        _print_notes(evaluation)
+    _write_outputs(evaluation, args)
+
+
+def run_report(args: argparse.Namespace) -> None:
+    _check_outputs(args)
+    evaluation = _evaluate_files(args)
+    _print_notes(evaluation)
+    _write_outputs(evaluation, args)
+
+
+def load_npz(path: str, role: str, *, labels_required: bool) -> tuple[Predictions, np.ndarray | None]:
+    """Read one NPZ of predictions: ``labels``, exactly one of ``probs`` / ``logits`` / ``preds``, ``models``, optional ``classes``."""
+    flag = f"--{role}"
+    arrays = read_npz(path, flag)
+    present = [k for k in _SCORE_KEYS if k in arrays]
+    if len(present) != 1:
+        found = f"found {present}" if present else f"found keys {sorted(arrays)}"
+        raise InputError(f"{flag} file {path!r} must hold exactly one of 'probs', 'logits' or 'preds'; {found}.")
+    if labels_required and "labels" not in arrays:
+        raise InputError(f"{flag} file {path!r} has no 'labels' key; the ID file needs the true labels (n_samples,).")
+    for key, one in _ONE_PER.items():
+        if key in arrays and arrays[key].ndim != 1:
+            raise InputError(
+                f"{flag} file {path!r}: '{key}' must be a 1-D array, one entry per {one}; got shape {arrays[key].shape}."
+            )
+    kind = _KINDS[present[0]]
+    models = arrays["models"].tolist() if "models" in arrays else None
+    classes = arrays["classes"].tolist() if "classes" in arrays else None
+    with data_errors(str(path)):
+        preds = as_predictions(
+            arrays[present[0]], models=models, classes=classes, kind=kind, name=f"{flag} '{present[0]}'"
+        )
+    return preds, arrays.get("labels")
+
+
+def _evaluate_files(args: argparse.Namespace) -> Evaluation:
+    id_preds, id_labels = load_npz(args.id, "id", labels_required=True)
+    ood_preds, ood_labels = load_npz(args.ood, "ood", labels_required=False)
+    # Each file is valid on its own here; what evaluate still refuses is how the two fit together
+    # (models, samples, classes): the user's data, and its messages name id_* and ood_*.
+    with data_errors():
+        return evaluate(
+            id_preds, id_labels, ood_preds, methods=args.method, ood_labels=ood_labels,
+            min_r2=args.min_r2, n_bootstrap=args.bootstrap, keep=tuple(args.keep),
+        )  # fmt: skip
+
+
+def format_table(evaluation: Evaluation) -> str:
+    """The ranked table of every model's estimates (with the truth and the MAE when known), then the trust verdict."""
+    methods = list(evaluation.results)
+    truth = evaluation.ood_accuracy
+    rank = {r.name: r.rank for r in evaluation.ranking()}
+    header = ["rank", "model", "ID acc", *methods] + (["OOD acc (true)"] if truth is not None else [])
+    first = next(iter(evaluation.results.values()))
+    rows = []
+    for i, name in sorted(enumerate(evaluation.models), key=lambda item: rank[item[1]]):
+        cells = [str(rank[name]), printable(name), pct(first.id_accuracy[i])]
+        cells += [_estimate_cell(evaluation, m, i) for m in methods]
+        if truth is not None:
+            cells.append(pct(truth[i]))
+        rows.append(cells)
+    if truth is not None:
+        rows.append(["", "MAE (points)", "", *[f"{v:.2f}" for v in evaluation.mae().values()], ""])
+    widths = [max(len(str(r[c])) for r in [header, *rows]) for c in range(len(header))]
+    lines = [
+        "  ".join(str(c).rjust(w) if k != 1 else str(c).ljust(w) for k, (c, w) in enumerate(zip(r, widths)))
+        for r in [header, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join([*lines, "", evaluation.trust_message(), f"Ranked by {evaluation.ranking_method}."])
+
+
+def _estimate_cell(evaluation: Evaluation, method: str, i: int) -> str:
+    result = evaluation.results[method]
+    cell = pct(result.ood_accuracy[i])
+    if result.interval is not None and np.isfinite(result.interval[i]).all():
+        low, high = result.interval[i]
+        cell += f" [{100 * low:.1f}, {100 * high:.1f}]"
+    return cell
+
+
+def _print_notes(evaluation: Evaluation) -> None:
+    for method, reason in evaluation.skipped.items():
+        print(f"note: {method} skipped: {printable(reason)}", file=sys.stderr)
+    for message in evaluation.warnings:
+        print(f"note: {printable(message)}", file=sys.stderr)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse unusable output paths before any work is done."""
+    if args.report:
+        check_output(args.report, args.report_flag)
+    check_folder("--plots", args.plots)
+
+
+def _write_outputs(evaluation: Evaluation, args: argparse.Namespace) -> None:
+    from ontheline._io import write_text
+
+    if args.report:
+        from ontheline.report import estimate_report
+
+        source = f"ID: {Path(args.id).name}, OOD: {Path(args.ood).name}"
+        html = estimate_report(evaluation, title=args.title, source=source)
+        with writing(args.report_flag, args.report):
+            write_text(args.report, html)
+        print(f"Wrote {args.report}.", file=sys.stderr)
+    if args.plots:
+        from ontheline.report.figures import save_evaluation_figures
+
+        with writing("--plots", args.plots):
+            paths = save_evaluation_figures(evaluation, args.plots)
+        print(f"Wrote {len(paths)} figures to {args.plots}: {', '.join(p.name for p in paths)}.", file=sys.stderr)
