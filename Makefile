@@ -27,6 +27,7 @@ demo: $(DEMO_STAMP)
 test: $(TEST_STAMP)
 	@command -v chromium >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest --durations=15
 
 # The property-based tests at length: 2,000 generated zoos and files per property (make test runs 40).

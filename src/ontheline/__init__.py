@@ -1,4 +1,11 @@
-"""ontheline: predict your models' accuracy on unlabelled, shifted data, and know when to trust it."""
+"""ontheline: predict your models' accuracy on unlabelled, shifted data, and know when to trust it.
+
+>>> import ontheline as otl
+>>> id_probs, id_labels, ood_probs, ood_labels = otl.make_line_zoo(n_models=8)  # or your zoo's predictions
+>>> result = otl.ALineD(n_bootstrap=0).fit(id_probs, id_labels).estimate(ood_probs)
+>>> result.trusted, otl.rank_models(result)[0].name
+(True, 'model_0')
+"""
 
 from ontheline._validation import (
     AgreementNotLinearWarning,

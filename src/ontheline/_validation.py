@@ -9,26 +9,83 @@ import numpy as np
 
 
 class NotFittedError(ValueError, AttributeError):
-    """Raised when ``estimate`` is called before ``fit``."""
+    """Raised when ``estimate`` is called before ``fit``.
+
+    Examples
+    --------
+    >>> import ontheline as otl
+    >>> try:
+    ...     otl.GDE().estimate([[0, 1, 1], [0, 1, 0]])
+    ... except otl.NotFittedError as exc:
+    ...     print(exc)
+    This GDE instance is not fitted yet. Call 'fit' with ID predictions and labels before 'estimate'.
+    """
 
 
 class InputError(ValueError):
     """What the user passed cannot be used (a file, a path, a value); the message names it, says
     what was expected and what arrived, and how to fix it. The command line reports it as one
-    line with exit status 2."""
+    line with exit status 2.
+
+    Examples
+    --------
+    >>> import ontheline as otl
+    >>> try:
+    ...     raise otl.InputError("--id file 'id.npz' does not exist; pass the path of an NPZ file.")
+    ... except ValueError as exc:  # an InputError is a ValueError too
+    ...     print(f"{type(exc).__name__}: {exc}")
+    InputError: --id file 'id.npz' does not exist; pass the path of an NPZ file.
+    """
 
 
 class EstimationError(ValueError):
     """A method cannot estimate this zoo on this shift (too few usable model pairs, say); the
-    input itself is valid, so other methods may still run."""
+    input itself is valid, so other methods may still run.
+
+    Examples
+    --------
+    >>> import ontheline as otl
+    >>> try:
+    ...     otl.ALineD().fit([[0, 1, 1, 0], [0, 1, 0, 0]], [0, 1, 1, 0])
+    ... except otl.EstimationError as exc:
+    ...     print(exc)
+    ALineD needs at least 3 models; id_preds has 2.
+    """
 
 
 class AgreementNotLinearWarning(UserWarning):
-    """Agreement-on-the-line cannot be trusted for this shift (weakly linear, or too few distinct pairs)."""
+    """Agreement-on-the-line cannot be trusted for this shift (weakly linear, or too few distinct pairs).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import ontheline as otl
+    >>> id_preds, id_labels, ood_preds, _ = otl.make_line_zoo(n_models=3, n_samples=500)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     result = otl.ALineS(n_bootstrap=0).fit(id_preds, id_labels).estimate(ood_preds)
+    >>> [w.category.__name__ for w in caught], result.trusted  # 3 models make only 3 pairs
+    (['AgreementNotLinearWarning'], False)
+    """
 
 
 class ModelFallbackWarning(UserWarning):
-    """Some models could not be estimated by the requested method and used a fallback."""
+    """Some models could not be estimated by the requested method and used a fallback.
+
+    ALine-D gives the models it cannot identify ALine-S's estimate, says which in the result's
+    ``notes`` and issues this warning.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import ontheline as otl
+    >>> id_preds, id_labels, ood_preds, _ = otl.make_line_zoo(n_models=8)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", otl.ModelFallbackWarning)  # a fallback becomes an error
+    ...     result = otl.ALineD(n_bootstrap=0).fit(id_preds, id_labels).estimate(ood_preds)
+    >>> result.notes  # every model was estimated by ALine-D itself
+    ()
+    """
 
 
 def check_choice(owner: str, name: str, value: Any, choices: Collection[Any]) -> None:

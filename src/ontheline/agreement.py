@@ -6,6 +6,12 @@ of the class index of 64 samples per word), so two models disagree on a sample e
 some plane differs there; one XOR per plane, an OR across planes and a popcount compare 64
 samples at once. Samples are processed in chunks, so memory stays bounded by
 ``n_models x chunk``, and rows are shared among threads (numpy releases the GIL).
+
+The line is fitted over the pairs inside :data:`DEFAULT_KEEP` and trusted from
+:data:`DEFAULT_MIN_R2`, :data:`MIN_DISTINCT_PAIRS` and :data:`MIN_SPREAD` on:
+
+>>> DEFAULT_KEEP, DEFAULT_MIN_R2, MIN_DISTINCT_PAIRS, MIN_SPREAD
+((0.05, 0.98), 0.95, 6, 1.0)
 """
 
 from __future__ import annotations
@@ -238,6 +244,14 @@ class AgreementLine:
     spread : float
         Standard deviation of the kept pairs' probit ID agreement, in units of its sampling
         standard error (NaN when the number of ID samples is unknown).
+
+    Examples
+    --------
+    >>> line = AgreementLine(slope=0.9, bias=-0.2, r2=0.99, n_pairs=28, n_distinct=28, spread=12.0)
+    >>> line.trust_issues(min_r2=0.95)  # linear, through enough distinct, spread-out pairs
+    ()
+    >>> line.to_dict()["slope"]
+    0.9
     """
 
     slope: float
@@ -280,7 +294,26 @@ class AgreementLine:
 
 
 def kept_pairs(id_agreement: np.ndarray, ood_agreement: np.ndarray, keep: tuple[float, float]) -> np.ndarray:
-    """Boolean ``(n_models, n_models)`` mask of pairs i < j whose ID and OOD agreement both lie in ``keep``."""
+    """Boolean ``(n_models, n_models)`` mask of pairs i < j whose ID and OOD agreement both lie in ``keep``.
+
+    Parameters
+    ----------
+    id_agreement, ood_agreement : ndarray of shape (n_models, n_models)
+        Pairwise agreement on the ID and the OOD data.
+    keep : (float, float)
+        The agreement filter, e.g. :data:`DEFAULT_KEEP`.
+
+    Returns
+    -------
+    ndarray of shape (n_models, n_models), bool
+        True at ``[i, j]``, ``i < j``, for each kept pair (the upper triangle only).
+
+    Examples
+    --------
+    >>> agreement = np.array([[1.0, 0.9, 0.99], [0.9, 1.0, 0.5], [0.99, 0.5, 1.0]])
+    >>> kept_pairs(agreement, agreement, DEFAULT_KEEP).astype(int).tolist()  # 0.99 is above 0.98
+    [[0, 1, 0], [0, 0, 1], [0, 0, 0]]
+    """
     low, high = keep
     inside = (id_agreement >= low) & (id_agreement <= high) & (ood_agreement >= low) & (ood_agreement <= high)
     return np.triu(inside, k=1)
@@ -317,6 +350,28 @@ def fit_agreement_line(
     ``n_id_samples`` (the ID set's size) gives the line's ``spread``. Raises
     :class:`~ontheline.EstimationError` when fewer than 2 pairs are kept or their ID
     agreements are all equal.
+
+    Parameters
+    ----------
+    id_agreement, ood_agreement : ndarray of shape (n_models, n_models)
+        Pairwise agreement on the ID and the OOD data (:func:`pairwise_agreement`).
+    keep : (float, float), default (0.05, 0.98)
+        The agreement filter (:func:`kept_pairs`).
+    n_id_samples : int, optional
+        The number of ID samples; without it the line's ``spread`` is NaN.
+
+    Returns
+    -------
+    line : AgreementLine
+    mask : ndarray of shape (n_models, n_models), bool
+
+    Examples
+    --------
+    >>> from ontheline.synthetic import make_line_zoo
+    >>> id_probs, _, ood_probs, _ = make_line_zoo(n_models=8)
+    >>> line, mask = fit_agreement_line(pairwise_agreement(id_probs), pairwise_agreement(ood_probs), n_id_samples=4000)
+    >>> line.n_pairs, round(line.slope, 2), round(line.r2, 3)
+    (28, 0.68, 0.978)
     """
     mask = kept_pairs(id_agreement, ood_agreement, keep)
     n_pairs = int(mask.sum())
@@ -345,3 +400,18 @@ def probit_se(p: np.ndarray, n_samples: int) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=np.float64), 0.5 / n_samples, 1.0 - 0.5 / n_samples)
     density = np.exp(-0.5 * ndtri(p) ** 2) / np.sqrt(2.0 * np.pi)  # the normal pdf at probit(p)
     return np.sqrt(p * (1.0 - p) / n_samples) / density
+
+
+__all__ = [
+    "DEFAULT_KEEP",
+    "DEFAULT_MIN_R2",
+    "MIN_DISTINCT_PAIRS",
+    "MIN_SPREAD",
+    "AgreementLine",
+    "accuracy",
+    "fit_agreement_line",
+    "kept_pairs",
+    "pairwise_agreement",
+    "probit",
+    "probit_se",
+]

@@ -34,6 +34,27 @@ class RankedModel:
 
     ``tied_with_best`` is True when the model's interval reaches the best model's estimate:
     the data cannot tell it apart from the top choice. Without intervals only the best is tied.
+
+    Attributes
+    ----------
+    rank : int
+        1 for the highest estimated OOD accuracy.
+    name : str
+    estimate : float
+        The estimated OOD accuracy.
+    low, high : float or None
+        The estimate's interval, when the method gives one.
+    tied_with_best : bool
+
+    Examples
+    --------
+    >>> import ontheline as otl
+    >>> id_preds, id_labels, ood_preds, _ = otl.make_line_zoo(n_models=8)
+    >>> first, second = otl.rank_models(otl.ALineD(n_bootstrap=50).fit(id_preds, id_labels).estimate(ood_preds))[:2]
+    >>> (first.rank, first.name), (second.rank, second.name, second.tied_with_best)
+    ((1, 'model_0'), (2, 'model_1', False))
+    >>> bool(first.low <= first.estimate <= first.high)
+    True
     """
 
     rank: int
@@ -193,7 +214,25 @@ class Evaluation:
 @dataclass(frozen=True)
 class FittedMethods:
     """Methods fitted on one zoo's ID data (and those the zoo defeated, with the reason), ready
-    to estimate any number of OOD sets with :func:`estimate_all`."""
+    to estimate any number of OOD sets with :func:`estimate_all`.
+
+    Attributes
+    ----------
+    estimators : dict of str to Estimator
+        The fitted estimators, by method name.
+    skipped : dict of str to str
+        Each method that could not be fitted, and why.
+    id_preds : Predictions
+        The ID predictions they were fitted on.
+
+    Examples
+    --------
+    >>> import ontheline as otl
+    >>> id_probs, id_labels, _, _ = otl.make_line_zoo(n_models=8)
+    >>> fitted = fit_methods(id_probs.argmax(axis=-1), id_labels, methods=["aline-d", "gde", "doc"], n_bootstrap=0)
+    >>> list(fitted.estimators), fitted.skipped  # hard labels only: DoC needs probabilities
+    (['aline-d', 'gde'], {'doc': 'needs probabilities or logits; only labels were given'})
+    """
 
     estimators: dict[str, Estimator]
     skipped: dict[str, str]
@@ -210,7 +249,21 @@ def fit_methods(
     keep: tuple[float, float] = DEFAULT_KEEP,
 ) -> FittedMethods:
     """Fit each method on labelled ID predictions; a method the zoo defeats (too few models, only
-    labels where it needs probabilities) is skipped with the reason. Arguments as in :func:`evaluate`."""
+    labels where it needs probabilities) is skipped with the reason. Arguments as in :func:`evaluate`.
+
+    Returns
+    -------
+    FittedMethods
+        To estimate any number of OOD sets with :func:`estimate_all`.
+
+    Examples
+    --------
+    >>> import ontheline as otl
+    >>> id_probs, id_labels, _, _ = otl.make_line_zoo(n_models=8)
+    >>> fitted = fit_methods(id_probs, id_labels, methods=["aline-d", "gde"], n_bootstrap=0)
+    >>> fitted.estimators["aline-d"]
+    ALineD(n_bootstrap=0, confidence=0.95, n_groups=32, random_state=0, keep=(0.05, 0.98), min_r2=0.95)
+    """
     names = list(METHODS) if methods is None else list(dict.fromkeys(methods))
     estimators = {name: make_estimator(name, min_r2=min_r2, n_bootstrap=n_bootstrap, keep=keep) for name in names}
     id_p = as_predictions(id_preds, name="id_preds")
@@ -234,6 +287,34 @@ def estimate_all(
     Warnings of the estimators are collected into ``Evaluation.warnings`` (once each), not
     shown. ``on_failure`` says what happens when a method cannot estimate this set (see
     :data:`OnFailure`); when none can, :class:`~ontheline.EstimationError` is raised.
+
+    Parameters
+    ----------
+    fitted : FittedMethods
+        From :func:`fit_methods`.
+    ood_preds : Predictions, array-like or mapping
+        The same models' predictions on one OOD set.
+    ood_labels : array-like of shape (n_ood_samples,), optional
+        When given, the true OOD accuracy of each model is reported beside the estimates.
+    on_failure : {'skip', 'raise'}
+
+    Returns
+    -------
+    Evaluation
+
+    Examples
+    --------
+    Fit once, estimate two shifts of different strength:
+
+    >>> import ontheline as otl
+    >>> id_probs, id_labels, mild, mild_labels = otl.make_line_zoo(n_models=8)
+    >>> _, _, strong, strong_labels = otl.make_line_zoo(n_models=8, contrast=0.5)
+    >>> fitted = fit_methods(id_probs, id_labels, methods=["aline-d", "gde"], n_bootstrap=0)
+    >>> for ood, labels in [(mild, mild_labels), (strong, strong_labels)]:
+    ...     evaluation = estimate_all(fitted, ood, ood_labels=labels)
+    ...     print(evaluation.trusted, round(evaluation.mae()["aline-d"], 1))  # error in points
+    True 0.6
+    True 1.6
     """
     check_choice("estimate_all", "on_failure", on_failure, ("skip", "raise"))
     id_p = fitted.id_preds

@@ -42,6 +42,16 @@ class Predictions:
         Model names, unique.
     classes : tuple, length n_classes
         The class order: ``classes[k]`` is the label of index ``k``.
+
+    Examples
+    --------
+    >>> p = as_predictions([["cat", "dog", "dog"], ["cat", "cat", "dog"]], models=["a", "b"])
+    >>> p.classes, p.labels.tolist(), p.probs is None
+    (('cat', 'dog'), [[0, 1, 1], [0, 0, 1]], True)
+    >>> p.agreement.round(2).tolist()
+    [[1.0, 0.67], [0.67, 1.0]]
+    >>> p.select(["b"]).labels.tolist(), p.encode(["dog", "cat"], "labels").tolist()
+    ([[0, 0, 1]], [1, 0])
     """
 
     labels: np.ndarray
@@ -375,3 +385,6 @@ def _encode_ints(values: np.ndarray, classes: tuple[Any, ...], name: str) -> np.
             f"{name} has labels {shown} that are not among classes {list(classes)[:20]}; pass the full class order as classes=."
         )
     return index.astype(dtype)
+
+
+__all__ = ["Predictions", "as_predictions"]

@@ -12,6 +12,8 @@ its severity. Everything is vectorised over images (numpy and scipy.ndimage).
 (4, 8, 8)
 >>> sorted(CORRUPTIONS)[:3]
 ['brightness', 'contrast', 'dotted_line']
+>>> FAMILIES["blur"]
+('gaussian_blur', 'motion_blur')
 """
 
 from __future__ import annotations
@@ -43,6 +45,25 @@ def corrupt(images: np.ndarray, kind: str, severity: int = 3, seed: int = 0) -> 
     Returns
     -------
     ndarray, float32, same shape as ``images``, values in [0, 1]
+
+    References
+    ----------
+    .. [1] D. Hendrycks and T. Dietterich, "Benchmarking Neural Network Robustness to Common
+       Corruptions and Perturbations", ICLR 2019, arXiv:1903.12261 (CIFAR-10-C's noises, blurs,
+       photometric and digital corruptions).
+    .. [2] N. Mu and J. Gilmer, "MNIST-C: A Robustness Benchmark for Computer Vision", arXiv 2019,
+       arXiv:1906.02337 (the geometric corruptions, inversion and the overlays).
+
+    Examples
+    --------
+    >>> images = np.random.default_rng(0).random((2, 8, 8))
+    >>> for severity in (1, 5):  # the same draws, scaled: a stronger shift
+    ...     noisy = corrupt(images, "gaussian_noise", severity=severity, seed=0)
+    ...     print(noisy.shape, noisy.dtype, round(float(np.abs(noisy - images).mean()), 3))
+    (2, 8, 8) float32 0.059
+    (2, 8, 8) float32 0.281
+    >>> corrupt(np.random.default_rng(0).random((2, 8, 8, 3)), "rotate").shape  # colour: channels move as one
+    (2, 8, 8, 3)
     """
     check_choice("corrupt", "kind", kind, sorted(CORRUPTIONS))
     check_number("corrupt", "severity", severity, low=1, high=5, integer=True)
@@ -249,7 +270,7 @@ def shear(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
 def scale(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Zoom out: the digit shrinks towards the centre (source coordinates grow)."""
     unit = rng.uniform(0.7, 1.0, x.shape[0])
-    factor = 1.0 + _level(severity, (0.15, 0.3, 0.5, 0.75, 1.0)) * unit
+    factor = np.asarray(1.0 + _level(severity, (0.15, 0.3, 0.5, 0.75, 1.0)) * unit)
     matrices = factor[:, None, None] * np.eye(2)[None]
     return _affine(x, matrices, np.zeros((x.shape[0], 2)))
 
@@ -298,7 +319,7 @@ def _line_mask(shape: tuple[int, int, int], rows: np.ndarray, thickness: float) 
 def zigzag(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """A bright zigzag line across the image; more and steeper zigs with severity."""
     n, h, w = x.shape
-    base, phase = rng.uniform(0.3, 0.7, n) * h, rng.uniform(0, 1, n)
+    base, phase = np.asarray(rng.uniform(0.3, 0.7, n) * h), np.asarray(rng.uniform(0, 1, n))
     zigs = _level(severity, (1.0, 1.5, 2.0, 2.5, 3.0))
     amplitude = _level(severity, (0.08, 0.12, 0.16, 0.2, 0.25)) * h
     t = (np.arange(w)[None, :] / w * zigs + phase[:, None]) % 1.0
@@ -312,11 +333,12 @@ def dotted_line(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.nd
     start, end = rng.uniform(0.2, 0.8, (2, n)) * h
     rows = start[:, None] + (end - start)[:, None] * np.arange(w)[None, :] / max(w - 1, 1)
     density = _level(severity, (0.25, 0.35, 0.5, 0.65, 0.8))
-    on = rng.random(w) < density  # the same columns stay lit as the severity grows: nested dots
+    on = np.asarray(rng.random(w) < density)  # the same columns stay lit as the severity grows: nested dots
     mask = _line_mask(x.shape, rows, max(0.5, _level(severity, (0.04, 0.05, 0.06, 0.07, 0.08)) * h))
     return _overlay(x, mask * on[None, None, :])
 
 
+#: Every corruption by name: 19 kinds, each at severities 1 to 5 (see :func:`corrupt`).
 CORRUPTIONS: dict[str, Corruption] = {
     "gaussian_noise": gaussian_noise,
     "shot_noise": shot_noise,
@@ -338,9 +360,8 @@ CORRUPTIONS: dict[str, Corruption] = {
     "zigzag": zigzag,
     "dotted_line": dotted_line,
 }
-"""Every corruption by name: 19 kinds, each at severities 1 to 5."""
 
-#: Corruption families, for summaries.
+#: Corruption families, for summaries: each of :data:`CORRUPTIONS` belongs to exactly one.
 FAMILIES: dict[str, tuple[str, ...]] = {
     "noise": ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"),
     "blur": ("gaussian_blur", "motion_blur"),
@@ -349,3 +370,6 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "geometric": ("rotate", "shear", "scale", "translate", "elastic"),
     "overlay": ("stripe", "zigzag", "dotted_line"),
 }
+
+
+__all__ = ["CORRUPTIONS", "FAMILIES", "corrupt", "resize"]

@@ -26,12 +26,31 @@ def make_line_zoo(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Generate ID and OOD probabilities of a zoo of linear classifiers under a scaling shift.
 
+    Parameters
+    ----------
+    n_models : int, default 30
+    n_samples : int, default 4000
+        Samples in each of the ID and the OOD set.
+    n_classes : int, default 10
+    n_features : int, default 256
+    contrast, noise_scale : float, default 0.7 and 1.0
+        The OOD set is ``x = contrast * mu_y + noise_scale * noise``: a smaller contrast or a larger
+        noise scale is a stronger shift.
+    random_state : int, default 0
+        The same seed gives the same models (and data).
+
     Returns
     -------
     id_probs : ndarray of shape (n_models, n_samples, n_classes)
     id_labels : ndarray of shape (n_samples,)
     ood_probs : ndarray of shape (n_models, n_samples, n_classes)
     ood_labels : ndarray of shape (n_samples,)
+
+    References
+    ----------
+    .. [1] C. Baek, Y. Jiang, A. Raghunathan and J. Z. Kolter, "Agreement-on-the-Line: Predicting the
+       Performance of Neural Networks under Distribution Shift", NeurIPS 2022, arXiv:2206.13089
+       (section 4: agreement-on-the-line for linear models under a scaling shift).
 
     Examples
     --------
@@ -63,3 +82,6 @@ def make_line_zoo(
     id_probs, id_labels = predict(1.0, 1.0)
     ood_probs, ood_labels = predict(contrast, noise_scale)
     return id_probs, id_labels, ood_probs, ood_labels
+
+
+__all__ = ["make_line_zoo"]

@@ -5,6 +5,9 @@ at test time makes accuracy- and agreement-on-the-line hold again on shifts wher
 so the ALine estimates become precise there; and that the adaptation itself can then be chosen
 without OOD labels. :mod:`.methods` adapts one model (BN-adapt, TENT, ETA, SHOT-IM),
 :mod:`.runner` runs adapted models into the prediction store, :mod:`.select` chooses.
+
+>>> METHODS
+('bn', 'tent', 'eta', 'shot-im')
 """
 
 from ontheline.adapt.methods import METHODS, AdaptConfig, Adapted

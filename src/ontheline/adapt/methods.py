@@ -34,7 +34,9 @@ import numpy as np
 from ontheline._optional import extra
 from ontheline._validation import check_choice, check_number
 
+#: The adaptation methods, by the name :class:`AdaptConfig` takes (see the module docstring).
 METHODS = ("bn", "tent", "eta", "shot-im")
+#: The methods that take gradient steps (``bn`` only re-normalises).
 GRADIENT_METHODS = ("tent", "eta", "shot-im")
 _ETA_ENTROPY_FRACTION = 0.4  # E0 = 0.4 ln C, EATA's reliability threshold
 _ETA_REDUNDANCY = 0.05  # cosine-similarity margin to the running mean prediction
@@ -42,7 +44,42 @@ _ETA_REDUNDANCY = 0.05  # cosine-similarity margin to the running mean predictio
 
 @dataclass(frozen=True)
 class AdaptConfig:
-    """One adaptation method and its hyperparameters (part of every adapted prediction's fingerprint)."""
+    """One adaptation method and its hyperparameters (part of every adapted prediction's fingerprint).
+
+    Parameters
+    ----------
+    method : {'bn', 'tent', 'eta', 'shot-im'}
+        One of :data:`METHODS`.
+    lr : float, default 1e-3
+        The learning rate of the gradient methods.
+    steps : int, default 1
+        Gradient steps on each batch.
+    batch_size : int, default 128
+        Test samples adapted on together (at least 2: BatchNorm needs batch statistics).
+    episodic : bool, default False
+        Reset to the original weights before every batch.
+
+    References
+    ----------
+    .. [1] E. Kim, M. Sun, C. Baek, A. Raghunathan and J. Z. Kolter, "Test-Time Adaptation Induces
+       Stronger Accuracy and Agreement-on-the-Line", NeurIPS 2024, arXiv:2310.04941.
+    .. [2] D. Wang, E. Shelhamer, S. Liu, B. Olshausen and T. Darrell, "Tent: Fully Test-Time
+       Adaptation by Entropy Minimization", ICLR 2021, arXiv:2006.10726.
+    .. [3] S. Niu, J. Wu, Y. Zhang, Y. Chen, S. Zheng, P. Zhao and M. Tan, "Efficient Test-Time Model
+       Adaptation without Forgetting", ICML 2022, arXiv:2204.02610 (ETA is EATA without its Fisher
+       regulariser).
+    .. [4] J. Liang, D. Hu and J. Feng, "Do We Really Need to Access the Source Data? Source Hypothesis
+       Transfer for Unsupervised Domain Adaptation", ICML 2020, arXiv:2002.08546 (SHOT-IM).
+
+    Examples
+    --------
+    >>> AdaptConfig("tent", lr=1e-3).label
+    'tent-lr0.001-s1-b128'
+    >>> AdaptConfig("bn", batch_size=64, episodic=True).label
+    'bn-b64-episodic'
+    >>> METHODS
+    ('bn', 'tent', 'eta', 'shot-im')
+    """
 
     method: str
     lr: float = 1e-3
@@ -75,6 +112,31 @@ class Adapted:
         A classifier returning logits ``(batch, n_classes)``.
     config : AdaptConfig or str
         The method and its hyperparameters (a method name takes the defaults).
+
+    References
+    ----------
+    .. [1] E. Kim, M. Sun, C. Baek, A. Raghunathan and J. Z. Kolter, "Test-Time Adaptation Induces
+       Stronger Accuracy and Agreement-on-the-Line", NeurIPS 2024, arXiv:2310.04941.
+    .. [2] D. Wang, E. Shelhamer, S. Liu, B. Olshausen and T. Darrell, "Tent: Fully Test-Time
+       Adaptation by Entropy Minimization", ICLR 2021, arXiv:2006.10726.
+    .. [3] S. Niu, J. Wu, Y. Zhang, Y. Chen, S. Zheng, P. Zhao and M. Tan, "Efficient Test-Time Model
+       Adaptation without Forgetting", ICML 2022, arXiv:2204.02610 (ETA is EATA without its Fisher
+       regulariser).
+    .. [4] J. Liang, D. Hu and J. Feng, "Do We Really Need to Access the Source Data? Source Hypothesis
+       Transfer for Unsupervised Domain Adaptation", ICML 2020, arXiv:2002.08546 (SHOT-IM).
+
+    Examples
+    --------
+    >>> import torch
+    >>> _ = torch.manual_seed(0)
+    >>> layers = [torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3)]
+    >>> net = torch.nn.Sequential(*layers)
+    >>> adapted = Adapted(net.eval(), AdaptConfig("tent", lr=1e-2, batch_size=8))
+    >>> shifted = np.random.default_rng(0).normal(2.0, 1.0, (16, 4))
+    >>> adapted.predict_proba(shifted).shape, len(adapted.parameters)  # TENT adapts BatchNorm's scale and shift
+    ((16, 3), 2)
+    >>> bool((adapted.model[1].weight != 1).any()), bool((net[1].weight == 1).all())  # the original is untouched
+    (True, True)
     """
 
     def __init__(self, model: Any, config: AdaptConfig | str) -> None:
@@ -118,7 +180,7 @@ class Adapted:
         self.model.eval()
         for m in self._norms:  # normalise with the test batch's statistics
             m.train()
-        self.optimizer = None
+        self.optimizer: torch.optim.Optimizer | None = None
         if self.parameters:
             if self.config.method == "tent":
                 self.optimizer = torch.optim.Adam(self.parameters, lr=self.config.lr)

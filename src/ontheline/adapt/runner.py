@@ -23,6 +23,27 @@ class AdaptedModel:
     model : TorchModel
         The unadapted model (its module is copied, never changed).
     config : AdaptConfig or str
+
+    References
+    ----------
+    .. [1] E. Kim, M. Sun, C. Baek, A. Raghunathan and J. Z. Kolter, "Test-Time Adaptation Induces
+       Stronger Accuracy and Agreement-on-the-Line", NeurIPS 2024, arXiv:2310.04941.
+    .. [2] D. Wang, E. Shelhamer, S. Liu, B. Olshausen and T. Darrell, "Tent: Fully Test-Time
+       Adaptation by Entropy Minimization", ICLR 2021, arXiv:2006.10726.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ontheline.runners import TorchModel
+    >>> _ = torch.manual_seed(0)
+    >>> layers = [torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3)]
+    >>> net = torch.nn.Sequential(*layers)
+    >>> base = TorchModel(net.eval(), "mlp")
+    >>> adapted = AdaptedModel(base, "bn")
+    >>> adapted.name, adapted.predict_proba(np.random.default_rng(0).normal(size=(16, 4))).shape
+    ('mlp@bn-b128', (16, 3))
+    >>> adapted.fingerprint() != base.fingerprint()  # its own store entries
+    True
     """
 
     device = "cpu"
@@ -44,7 +65,13 @@ class AdaptedModel:
 
 @cache
 def source_fingerprint() -> str:
-    """A hash of the code that adapts (:mod:`ontheline.adapt.methods`): changing it changes every adapted entry's key."""
+    """A hash of the code that adapts (:mod:`ontheline.adapt.methods`): changing it changes every adapted entry's key.
+
+    Examples
+    --------
+    >>> len(source_fingerprint()), source_fingerprint() == source_fingerprint()  # SHA-256, computed once
+    (64, True)
+    """
     from ontheline.adapt import methods
 
     return hashlib.sha256(Path(methods.__file__).read_bytes()).hexdigest()

@@ -24,6 +24,13 @@ class Candidate:
     ``estimated_accuracy`` is ALine-D's mean estimated OOD accuracy over the zoo (label-free);
     ``agreement_r2`` the agreement line's R²; ``true_accuracy`` the mean true OOD accuracy
     when OOD labels were given (NaN otherwise), and ``evaluation`` everything else.
+
+    Examples
+    --------
+    >>> Candidate(AdaptConfig("tent", lr=1e-3), 0.71, 0.98, float("nan"), None).label
+    'tent-lr0.001-s1-b128'
+    >>> Candidate(None, 0.64, 0.91, float("nan"), None).label
+    'none'
     """
 
     config: AdaptConfig | None
@@ -39,7 +46,18 @@ class Candidate:
 
 @dataclass(frozen=True)
 class AdaptationChoice:
-    """Every candidate, and the one with the highest estimated mean OOD accuracy (chosen without labels)."""
+    """Every candidate, and the one with the highest estimated mean OOD accuracy (chosen without labels).
+
+    Examples
+    --------
+    >>> choice = AdaptationChoice((
+    ...     Candidate(None, 0.64, 0.91, 0.62, None),
+    ...     Candidate(AdaptConfig("bn"), 0.73, 0.99, 0.71, None),
+    ...     Candidate(AdaptConfig("tent"), float("nan"), float("nan"), 0.40, None),  # no agreement line
+    ... ))
+    >>> choice.best.label, choice.best_with_labels.label, choice.to_dict()["regret"]
+    ('bn-b128', 'bn-b128', 0.0)
+    """
 
     candidates: tuple[Candidate, ...]
 
@@ -77,7 +95,14 @@ class AdaptationChoice:
 
 
 def default_grid(batch_size: int = 128) -> list[AdaptConfig]:
-    """Every method at a few learning rates: 1 BN-adapt + 3 x 3 gradient configurations."""
+    """Every method at a few learning rates: 1 BN-adapt + 3 x 3 gradient configurations.
+
+    Examples
+    --------
+    >>> grid = default_grid(batch_size=64)
+    >>> len(grid), [config.label for config in grid[:3]]
+    (10, ['bn-b64', 'tent-lr0.0001-s1-b64', 'tent-lr0.001-s1-b64'])
+    """
     grid = [AdaptConfig("bn", batch_size=batch_size)]
     grid += [AdaptConfig(m, lr=lr, batch_size=batch_size) for m in GRADIENT_METHODS for lr in (1e-4, 1e-3, 1e-2)]
     return grid
@@ -115,6 +140,43 @@ def select_adaptation(
         Only to report each candidate's true accuracy beside its estimate.
     include_unadapted : bool
         Whether not adapting at all is a candidate too.
+    store : Store, optional
+        Where the predictions go (default: the store at ``$ONTHELINE_STORE`` or ``~/.cache/ontheline``).
+    min_r2 : float
+        Trust threshold on the agreement line's R².
+    progress : callable, optional
+        Called as ``progress(message, done, total)`` before each configuration.
+
+    Returns
+    -------
+    AdaptationChoice
+
+    References
+    ----------
+    .. [1] E. Kim, M. Sun, C. Baek, A. Raghunathan and J. Z. Kolter, "Test-Time Adaptation Induces
+       Stronger Accuracy and Agreement-on-the-Line", NeurIPS 2024, arXiv:2310.04941.
+    .. [2] C. Baek, Y. Jiang, A. Raghunathan and J. Z. Kolter, "Agreement-on-the-Line: Predicting the
+       Performance of Neural Networks under Distribution Shift", NeurIPS 2022, arXiv:2206.13089.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import torch
+    >>> from ontheline.runners import Dataset, TorchModel
+    >>> from ontheline.store import Store
+    >>> def net(seed):
+    ...     _ = torch.manual_seed(seed)
+    ...     layers = [torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3)]
+    ...     return TorchModel(torch.nn.Sequential(*layers).eval(), f"net{seed}")
+    >>> x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    >>> labels = (x[:, 0] > 0).astype(int) + (x[:, 1] > 0)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     choice = select_adaptation(
+    ...         [net(seed) for seed in range(3)], Dataset("id", x), labels, Dataset("ood", 2 * x + 1),
+    ...         [AdaptConfig("bn", batch_size=32)], store=Store(folder),
+    ...     )
+    >>> [candidate.label for candidate in choice.candidates]  # no adaptation, and BN-adapt
+    ['none', 'bn-b32']
     """
     from ontheline.agreement import accuracy
     from ontheline.evaluate import RANKING_METHOD, evaluate
@@ -130,6 +192,7 @@ def select_adaptation(
         report = run(zoo, [id_data, ood_data], store, progress=False)
         names = [m.name for m in models]  # one name per model whatever its adaptation
         id_preds, ood_preds = (report.predictions(d.name) for d in (id_data, ood_data))
+        assert id_preds.probs is not None and ood_preds.probs is not None  # the runner stores probabilities
         truth = np.nan if ood_labels is None else float(accuracy(ood_preds, ood_labels).mean())
         try:
             evaluation = evaluate(

@@ -148,7 +148,10 @@ def _read(store: Store, keys: dict[str, str]) -> dict[str, np.ndarray]:
     found = {}
     for name, key in keys.items():
         try:
-            found[name] = store.get(key).probs
+            probs = store.get(key).probs
+            if probs is None:
+                raise StoreError(f"Store entry {key} holds hard labels only; the benchmark stores probabilities.")
+            found[name] = probs
         except StoreError as exc:
             warnings.warn(f"Recomputing a damaged benchmark entry: {exc}", stacklevel=3)
             store.rm(key)

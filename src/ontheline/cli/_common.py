@@ -40,7 +40,7 @@ class Parser(argparse.ArgumentParser):
         # deepest subcommand's default wins, so a parsed namespace knows whose --help to point at.
         self.set_defaults(help_prog=self.prog)
 
-    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"ontheline: error: {message}; see '{self.prog} --help'.\n")
 
     def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]

@@ -1,4 +1,8 @@
-"""Label-free OOD accuracy estimators on one contract, and a registry of their CLI names."""
+"""Label-free OOD accuracy estimators on one contract, and a registry of their CLI names.
+
+>>> list(METHODS)
+['aline-d', 'aline-s', 'atc-mc', 'atc-ne', 'doc', 'ac', 'gde']
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,15 @@ METHODS: dict[str, Callable[..., Estimator]] = {
 def make_estimator(
     name: str, *, min_r2: float = DEFAULT_MIN_R2, n_bootstrap: int = 200, keep: tuple[float, float] = DEFAULT_KEEP
 ) -> Estimator:
-    """The estimator called ``name`` in :data:`METHODS`; ``n_bootstrap`` applies to the ALine methods."""
+    """The estimator called ``name`` in :data:`METHODS`; ``n_bootstrap`` applies to the ALine methods.
+
+    Examples
+    --------
+    >>> make_estimator("atc-ne")
+    ATC(score='negative_entropy', calibrate=False, keep=(0.05, 0.98), min_r2=0.95)
+    >>> make_estimator("aline-d", n_bootstrap=0).n_bootstrap
+    0
+    """
     if name not in METHODS:
         raise ValueError(f"Unknown method {name!r}; choose from {list(METHODS)}.")
     if name.startswith("aline"):

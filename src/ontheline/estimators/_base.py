@@ -60,6 +60,16 @@ class EstimateResult:
     id_agreement, ood_agreement : ndarray of shape (n_models, n_models) or None
         Pairwise agreement of the models on the ID and OOD data (the points of the agreement
         plot; None with fewer than 2 models).
+
+    Examples
+    --------
+    >>> import ontheline as otl
+    >>> id_probs, id_labels, ood_probs, _ = otl.make_line_zoo(n_models=8)
+    >>> result = otl.ALineD(n_bootstrap=20).fit(id_probs, id_labels).estimate(ood_probs)
+    >>> result.method, result.models[:2], result.interval.shape, result.trusted
+    ('aline-d', ('model_0', 'model_1'), (8, 2), True)
+    >>> sorted(result.to_dict())
+    ['agreement_line', 'method', 'models', 'notes', 'trust_issues', 'trusted']
     """
 
     method: str
@@ -174,6 +184,19 @@ class Estimator(ABC):
     min_r2 : float, default 0.95
         Below this R² of the agreement line, results are flagged as untrusted and an
         :class:`AgreementNotLinearWarning` is issued.
+
+    Examples
+    --------
+    Every method follows the same contract: hyperparameters in the constructor, ``fit`` on
+    labelled ID predictions, ``estimate`` on unlabelled OOD ones.
+
+    >>> import ontheline as otl
+    >>> estimator = otl.GDE(min_r2=0.9)
+    >>> isinstance(estimator, otl.Estimator), estimator.name, estimator.get_params()
+    (True, 'gde', {'keep': (0.05, 0.98), 'min_r2': 0.9})
+    >>> id_probs, id_labels, ood_probs, _ = otl.make_line_zoo(n_models=8)
+    >>> estimator.fit(id_probs, id_labels).estimate(ood_probs).ood_accuracy.shape
+    (8,)
     """
 
     #: The method's name in results and on the command line; a method with variants names the

@@ -174,7 +174,7 @@ def _count_by_group(
     for g in range(n_groups):
         members = group == g
         out[g, :, :n_models] = agreement_counts(labels[:, members], n_threads=n_threads)
-        if with_correct:
+        if truth is not None:
             out[g, :, n_models] = (labels[:, members] == truth[members]).sum(axis=1)
     return out
 
@@ -342,6 +342,23 @@ class ALineS(_ALine):
     line of the zoo. Unlike the official notebook, the result is an accuracy (Phi is applied)
     and ID accuracies of exactly 0 or 1 are clipped to stay finite.
 
+    Parameters
+    ----------
+    n_bootstrap : int, default 200
+        Bootstrap resamples for each model's interval (0 for none).
+    confidence : float, default 0.95
+        Coverage of the percentile interval.
+    n_groups : int, default 32
+        Samples are split at random into this many groups, which the bootstrap resamples.
+    random_state : int, default 0
+    keep, min_r2 :
+        See :class:`Estimator`.
+
+    References
+    ----------
+    .. [1] C. Baek, Y. Jiang, A. Raghunathan and J. Z. Kolter, "Agreement-on-the-Line: Predicting the
+       Performance of Neural Networks under Distribution Shift", NeurIPS 2022, arXiv:2206.13089.
+
     Examples
     --------
     >>> import ontheline as otl
@@ -361,6 +378,16 @@ class ALineD(_ALine):
     Uses the slope of the agreement line and each pair's OOD agreement (see the module
     docstring). Models that ALine-D cannot identify (no kept pair, or a bipartite component of
     the kept-pair graph) fall back to ALine-S, with a :class:`ModelFallbackWarning` naming them.
+
+    Parameters
+    ----------
+    n_bootstrap, confidence, n_groups, random_state, keep, min_r2 :
+        As for :class:`ALineS`.
+
+    References
+    ----------
+    .. [1] C. Baek, Y. Jiang, A. Raghunathan and J. Z. Kolter, "Agreement-on-the-Line: Predicting the
+       Performance of Neural Networks under Distribution Shift", NeurIPS 2022, arXiv:2206.13089.
 
     Examples
     --------

@@ -99,9 +99,10 @@ class _Confidence(Estimator):
             # One model's ID log-probabilities in memory at a time (a dask array is computed per model).
             self.temperatures_ = np.array([fit_temperature(np.asarray(m), labels) for m in log_p])
 
-    def _ood_probs(self, ood: Predictions) -> np.ndarray:
-        assert ood.probs is not None
-        return scaled_probs(ood.probs, self.temperatures_)
+    def _scaled(self, preds: Predictions) -> np.ndarray:
+        """``preds``' probabilities, temperature-scaled when fitted so (``needs_probs``: never None here)."""
+        assert preds.probs is not None
+        return scaled_probs(preds.probs, self.temperatures_)
 
 
 class ATC(_Confidence):
@@ -116,6 +117,13 @@ class ATC(_Confidence):
         ATC-MC or ATC-NE.
     calibrate : bool, default False
         Temperature-scale each model on the ID data first.
+    keep, min_r2 :
+        See :class:`Estimator`.
+
+    References
+    ----------
+    .. [1] S. Garg, S. Balakrishnan, Z. C. Lipton, B. Neyshabur and H. Sedghi, "Leveraging Unlabeled
+       Data to Predict Out-of-Distribution Performance", ICLR 2022, arXiv:2201.04234.
 
     Examples
     --------
@@ -146,12 +154,12 @@ class ATC(_Confidence):
     def _fit(self, preds: Predictions, labels: np.ndarray) -> None:
         super()._fit(preds, labels)
         # The thresholds sort every model's ID scores, so these are held in memory even for dask input.
-        scores = np.asarray(confidence_scores(scaled_probs(preds.probs, self.temperatures_), self.score))
+        scores = np.asarray(confidence_scores(self._scaled(preds), self.score))
         self.thresholds_ = atc_thresholds(scores, np.asarray(preds.labels == labels))
         self.score_ = self.score  # the thresholds belong to this score
 
     def _estimate(self, shift: Shift) -> Estimates:
-        scores = confidence_scores(self._ood_probs(shift.preds), self.score_)
+        scores = confidence_scores(self._scaled(shift.preds), self.score_)
         return Estimates((scores >= self.thresholds_[:, None]).mean(axis=1))
 
 
@@ -162,12 +170,31 @@ class AC(_Confidence):
     ----------
     calibrate : bool, default False
         Temperature-scale each model on the ID data first (usually advisable).
+    keep, min_r2 :
+        See :class:`Estimator`.
+
+    References
+    ----------
+    .. [1] D. Guillory, V. Shankar, S. Ebrahimi, T. Darrell and L. Schmidt, "Predicting with Confidence
+       on Unseen Distributions", ICCV 2021, arXiv:2107.03315 (AC is their baseline).
+    .. [2] D. Hendrycks and K. Gimpel, "A Baseline for Detecting Misclassified and Out-of-Distribution
+       Examples in Neural Networks", ICLR 2017, arXiv:1610.02136.
+
+    Examples
+    --------
+    >>> import ontheline as otl
+    >>> id_probs, id_labels, ood_probs, ood_labels = otl.make_line_zoo(n_models=8, random_state=0)
+    >>> truth = otl.accuracy(ood_probs, ood_labels)
+    >>> raw = otl.AC().fit(id_probs, id_labels).estimate(ood_probs)
+    >>> scaled = otl.AC(calibrate=True).fit(id_probs, id_labels).estimate(ood_probs)
+    >>> bool(abs(scaled.ood_accuracy - truth).mean() < abs(raw.ood_accuracy - truth).mean())  # calibration helps
+    True
     """
 
     names = {None: "ac"}
 
     def _estimate(self, shift: Shift) -> Estimates:
-        return Estimates(self._ood_probs(shift.preds).max(axis=-1).mean(axis=1))
+        return Estimates(self._scaled(shift.preds).max(axis=-1).mean(axis=1))
 
 
 class DoC(_Confidence):
@@ -177,14 +204,29 @@ class DoC(_Confidence):
     ----------
     calibrate : bool, default False
         Temperature-scale each model on the ID data first.
+    keep, min_r2 :
+        See :class:`Estimator`.
+
+    References
+    ----------
+    .. [1] D. Guillory, V. Shankar, S. Ebrahimi, T. Darrell and L. Schmidt, "Predicting with Confidence
+       on Unseen Distributions", ICCV 2021, arXiv:2107.03315.
+
+    Examples
+    --------
+    >>> import ontheline as otl
+    >>> id_probs, id_labels, ood_probs, _ = otl.make_line_zoo(n_models=8, random_state=0)
+    >>> result = otl.DoC().fit(id_probs, id_labels).estimate(ood_probs)
+    >>> result.method, bool((result.ood_accuracy <= result.id_accuracy).all())  # confidence dropped on OOD
+    ('doc', True)
     """
 
     names = {None: "doc"}
 
     def _fit(self, preds: Predictions, labels: np.ndarray) -> None:
         super()._fit(preds, labels)
-        self.id_confidence_ = np.asarray(scaled_probs(preds.probs, self.temperatures_).max(axis=-1).mean(axis=1))
+        self.id_confidence_ = np.asarray(self._scaled(preds).max(axis=-1).mean(axis=1))
 
     def _estimate(self, shift: Shift) -> Estimates:
-        ood_confidence = self._ood_probs(shift.preds).max(axis=-1).mean(axis=1)
+        ood_confidence = self._scaled(shift.preds).max(axis=-1).mean(axis=1)
         return Estimates(np.clip(self.id_accuracy_ + ood_confidence - self.id_confidence_, 0.0, 1.0))

@@ -31,6 +31,16 @@ class GDE(Estimator):
     Works from hard labels alone. It assumes the zoo's models come from one training recipe;
     in a heterogeneous zoo a strong model's agreement with weak ones understates its accuracy.
 
+    Parameters
+    ----------
+    keep, min_r2 :
+        See :class:`Estimator` (they set only the agreement-line diagnostics here).
+
+    References
+    ----------
+    .. [1] Y. Jiang, V. Nagarajan, C. Baek and J. Z. Kolter, "Assessing Generalization of SGD via
+       Disagreement", ICLR 2022, arXiv:2106.13799.
+
     Examples
     --------
     >>> import ontheline as otl

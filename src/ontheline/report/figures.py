@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 _PROBIT_TICKS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 _CLIP = 1e-3  # agreement or accuracy of exactly 0 or 1 is drawn at 0.1% / 99.9%
 FORMATS = ("png", "svg")
-PAIR = {"s": 6, "alpha": 0.35, "color": "#1f77b4", "linewidths": 0}
-MODEL = {"s": 16, "color": "#e6550d"}
-ESTIMATE = {"s": 16, "marker": "^", "color": "#2ca02c"}
+PAIR: dict[str, Any] = {"s": 6, "alpha": 0.35, "color": "#1f77b4", "linewidths": 0}
+MODEL: dict[str, Any] = {"s": 16, "color": "#e6550d"}
+ESTIMATE: dict[str, Any] = {"s": 16, "marker": "^", "color": "#2ca02c"}
 
 
 def pyplot() -> Any:

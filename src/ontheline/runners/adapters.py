@@ -22,6 +22,29 @@ from ontheline._validation import check_choice, check_number
 
 
 class Model(Protocol):
+    """What a runner takes: a ``name``, a ``device``, a ``fingerprint()`` of the weights and
+    configuration (the store key) and ``predict_proba(inputs)`` returning ``(n_samples, n_classes)``.
+
+    Any object with these runs; :class:`TorchModel`, :class:`SklearnModel` and :class:`OnnxModel`
+    are ready-made ones.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from ontheline.runners import Dataset, run
+    >>> from ontheline.store import Store
+    >>> class Uniform:  # a model that knows nothing
+    ...     name, device = "uniform", "cpu"
+    ...     def fingerprint(self):
+    ...         return "uniform-over-3"
+    ...     def predict_proba(self, inputs):
+    ...         return np.full((len(inputs), 3), 1 / 3)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     report = run([Uniform()], [Dataset("d", np.zeros((4, 2)))], Store(folder), progress=False)
+    ...     print(report.predictions("d").probs.shape)
+    (1, 4, 3)
+    """
+
     name: str
     device: str
 
@@ -42,6 +65,16 @@ class TorchModel:
     device : str
         Where to run, e.g. ``'cpu'`` or ``'cuda'``.
     outputs : {'logits', 'probs'}
+
+    Examples
+    --------
+    >>> import torch
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    >>> model = TorchModel(net, "mlp", batch_size=2)
+    >>> probs = model.predict_proba(np.random.default_rng(0).random((5, 4), dtype=np.float32))
+    >>> probs.shape, bool(np.allclose(probs.sum(axis=1), 1)), len(model.fingerprint())
+    ((5, 3), True, 64)
     """
 
     def __init__(
@@ -82,7 +115,16 @@ class TorchModel:
 
 
 class SklearnModel:
-    """A fitted scikit-learn classifier with ``predict_proba``; inputs are flattened to ``(n, features)``."""
+    """A fitted scikit-learn classifier with ``predict_proba``; inputs are flattened to ``(n, features)``.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> images, labels = np.random.default_rng(0).random((20, 2, 2)), np.arange(20) % 2
+    >>> model = SklearnModel(LogisticRegression().fit(images.reshape(20, -1), labels), "logreg")
+    >>> model.predict_proba(images[:3]).shape  # 2 x 2 images, flattened to 4 features
+    (3, 2)
+    """
 
     device = "cpu"
 
@@ -103,7 +145,35 @@ class SklearnModel:
 
 
 class OnnxModel:
-    """An ONNX model run with onnxruntime on the CPU; its first input takes the batch."""
+    """An ONNX model run with onnxruntime on the CPU; its first input takes the batch.
+
+    Parameters
+    ----------
+    path : path
+        The ``.onnx`` file.
+    name : str, optional
+        Default: the file name without its suffix.
+    outputs : {'logits', 'probs'}
+    batch_size : int
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import onnx
+    >>> from onnx import TensorProto, helper, numpy_helper
+    >>> weights = numpy_helper.from_array(np.eye(4, 3, dtype=np.float32), "w")
+    >>> graph = helper.make_graph(
+    ...     [helper.make_node("MatMul", ["x", "w"], ["logits"])], "linear",
+    ...     [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
+    ...     [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, 3])], [weights],
+    ... )
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), f"{folder}/linear.onnx")
+    ...     model = OnnxModel(f"{folder}/linear.onnx")
+    ...     probs = model.predict_proba(np.eye(4, dtype=np.float32))
+    >>> model.name, probs.argmax(axis=1).tolist()
+    ('linear', [0, 1, 2, 0])
+    """
 
     device = "cpu"
 
@@ -144,6 +214,28 @@ def load_torch(module: Any, weights: str | os.PathLike[str], name: str | None = 
 
     Torch files are read with ``torch.load(weights_only=True)``, which refuses pickled objects.
     A file that cannot be read as weights raises ValueError naming it.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The architecture, to load the weights into.
+    weights : path
+        A ``.safetensors`` file or a file saved with ``torch.save(module.state_dict(), path)``.
+    name : str, optional
+        Default: the file name without its suffix.
+    **kwargs
+        Passed to :class:`TorchModel` (``batch_size``, ``device``, ``outputs``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import torch
+    >>> trained = torch.nn.Linear(4, 3)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     torch.save(trained.state_dict(), f"{folder}/linear.pt")
+    ...     model = load_torch(torch.nn.Linear(4, 3), f"{folder}/linear.pt", batch_size=64)
+    >>> model.name, bool(torch.equal(model.module.weight, trained.weight))
+    ('linear', True)
     """
     path = Path(weights)
     if not path.is_file():
@@ -182,7 +274,19 @@ def _read_state_dict(path: Path) -> dict[str, Any]:
 
 
 def load_sklearn(path: str | os.PathLike[str], name: str | None = None, *, trust: bool = False) -> SklearnModel:
-    """Load a pickled scikit-learn model; only with ``trust=True``, because unpickling can run any code."""
+    """Load a pickled scikit-learn model; only with ``trust=True``, because unpickling can run any code.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sklearn.dummy import DummyClassifier
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     with open(f"{folder}/dummy.pkl", "wb") as file:
+    ...         pickle.dump(DummyClassifier().fit(np.zeros((4, 1)), [0, 1, 1, 1]), file)
+    ...     model = load_sklearn(f"{folder}/dummy.pkl", trust=True)  # a file we just made ourselves
+    >>> model.name, model.predict_proba(np.zeros((1, 1))).tolist()
+    ('dummy', [[0.25, 0.75]])
+    """
     path = Path(path)
     if not trust:
         raise ValueError(
@@ -198,6 +302,28 @@ def load_hf(directory: str | os.PathLike[str], name: str | None = None, **kwargs
 
     Image classifiers take ``pixel_values`` ``(n, channels, height, width)``; sequence
     classifiers take ``input_ids`` ``(n, length)``. Only safetensors weights are read.
+
+    Parameters
+    ----------
+    directory : path
+        A folder written by ``save_pretrained`` (``config.json`` and safetensors weights).
+    name : str, optional
+        Default: the folder's name.
+    **kwargs
+        Passed to :class:`TorchModel` (``batch_size``, ``device``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import transformers
+    >>> config = transformers.BertConfig(
+    ...     vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8, num_labels=3
+    ... )
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     transformers.BertForSequenceClassification(config).save_pretrained(f"{folder}/tiny-bert")
+    ...     model = load_hf(f"{folder}/tiny-bert")
+    >>> model.name, model.predict_proba(np.ones((2, 5), dtype=np.int64)).shape  # token ids in, probabilities out
+    ('tiny-bert', (2, 3))
     """
     with extra("torch"):
         import torch

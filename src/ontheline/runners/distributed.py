@@ -35,9 +35,28 @@ def run_distributed(
 
     Parameters
     ----------
+    models, datasets, store, dtype, progress :
+        As for :func:`ontheline.runners.run` (``store`` is required here).
     client : dask.distributed.Client
     shard_size : int
         Samples per task.
+
+    Returns
+    -------
+    RunReport
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dask.distributed import Client
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from ontheline.runners import SklearnModel
+    >>> x, y = np.random.default_rng(0).random((30, 4)), np.arange(30) % 3
+    >>> model = SklearnModel(LogisticRegression().fit(x, y), "logreg")
+    >>> with tempfile.TemporaryDirectory() as folder, Client(processes=False, dashboard_address=None) as client:
+    ...     report = run_distributed([model], [Dataset("val", x)], Store(folder), client, shard_size=8, progress=False)
+    ...     print(report.computed, report.predictions("val").probs.shape)  # 4 shards, one entry
+    (('logreg', 'val'),) (1, 30, 3)
     """
     check_number("run_distributed", "shard_size", shard_size, low=1, integer=True)
     check_choice("run_distributed", "dtype", dtype, PROB_DTYPES)

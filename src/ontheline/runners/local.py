@@ -19,7 +19,7 @@ from ontheline._validation import check_choice
 from ontheline.predictions import Predictions, as_predictions
 from ontheline.runners.adapters import Model
 from ontheline.runners.plan import plan
-from ontheline.store import PROB_DTYPES, Store, fingerprint_array
+from ontheline.store import PROB_DTYPES, Entry, Store, StoreError, fingerprint_array
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,13 @@ class Dataset:
 
     The store key includes the fingerprint of ``inputs`` and the ``preprocessing`` text, so
     the same images resized differently are different entries.
+
+    Examples
+    --------
+    >>> a = Dataset("val", np.zeros((3, 8, 8)))
+    >>> b = Dataset("val-copy", np.zeros((3, 8, 8)), preprocessing="divided by 16")
+    >>> a.fingerprint == b.fingerprint  # the same inputs; the preprocessing text still tells them apart
+    True
     """
 
     name: str
@@ -41,7 +48,22 @@ class Dataset:
 
 @dataclass(frozen=True)
 class RunReport:
-    """What a run did: ``keys[model][dataset]``, and which entries it computed or found cached."""
+    """What a run did: ``keys[model][dataset]``, and which entries it computed or found cached.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sklearn.dummy import DummyClassifier
+    >>> from ontheline.runners import SklearnModel
+    >>> model = SklearnModel(DummyClassifier().fit(np.zeros((4, 1)), [0, 1, 1, 1]), "dummy")
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     report = run([model], [Dataset("val", np.zeros((5, 1)))], Store(folder), progress=False)
+    ...     predictions = report.predictions("val")
+    >>> report.computed, report.cached, list(report.keys["dummy"])
+    ((('dummy', 'val'),), (), ['val'])
+    >>> predictions.models, predictions.probs.shape
+    (('dummy',), (1, 5, 2))
+    """
 
     store: Store
     models: tuple[str, ...]
@@ -51,7 +73,7 @@ class RunReport:
 
     def predictions(self, dataset: str) -> Predictions:
         """Every model's stored probabilities on ``dataset``, in model order, as :class:`Predictions`."""
-        probs = np.stack([self.store.get(self.keys[m][dataset]).probs.astype(np.float64) for m in self.models])
+        probs = np.stack([_probs(self.store.get(self.keys[m][dataset])) for m in self.models])
         return as_predictions(probs / probs.sum(axis=-1, keepdims=True), models=self.models, kind="probs")
 
 
@@ -78,6 +100,26 @@ def run(
     progress : bool or callable
         True (default) shows a bar with ETA on stderr; False shows nothing; a callable is
         called as ``progress(message, done, total)`` after each entry.
+
+    Returns
+    -------
+    RunReport
+
+    Examples
+    --------
+    A second run finds every entry in the store and computes nothing:
+
+    >>> import tempfile
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from ontheline.runners import SklearnModel
+    >>> x, y = np.random.default_rng(0).random((30, 4)), np.arange(30) % 3
+    >>> models = [SklearnModel(LogisticRegression(C=c).fit(x, y), f"logreg-C{c}") for c in (0.1, 1.0)]
+    >>> data = [Dataset("val", x[:10]), Dataset("shifted", x[10:] * 0.5)]
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     first = run(models, data, Store(folder), progress=False)
+    ...     again = run(models, data, Store(folder), progress=False)
+    >>> len(first.computed), len(again.computed), len(again.cached), again.keys == first.keys
+    (4, 0, 4, True)
     """
     check_choice("run", "dtype", dtype, PROB_DTYPES)
     store = store if store is not None else Store()
@@ -107,3 +149,9 @@ def _check_unique(models: Sequence[Model]) -> tuple[str, ...]:
         duplicated = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"run needs unique model names; {duplicated} appear more than once. Rename them.")
     return names
+
+
+def _probs(entry: Entry) -> np.ndarray:
+    if entry.probs is None:  # the runner stores probabilities; a labels-only entry was written by another tool
+        raise StoreError(f"Store entry {entry.info.key} holds hard labels only; the runner needs probabilities.")
+    return entry.probs.astype(np.float64)

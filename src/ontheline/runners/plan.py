@@ -32,7 +32,8 @@ def plan(models: Mapping[str, str], datasets: Mapping[str, tuple[str, str]], sto
     Examples
     --------
     >>> import tempfile
-    >>> p = plan({"m": "w1"}, {"val": ("x1", "")}, Store(tempfile.mkdtemp()))
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     p = plan({"m": "w1"}, {"val": ("x1", "")}, Store(folder))
     >>> p.missing, p.cached
     ((('m', 'val'),), ())
     """

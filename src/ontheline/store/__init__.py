@@ -27,7 +27,7 @@ import shutil
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -37,8 +37,10 @@ from ontheline.store.arrays import fingerprint_array
 from ontheline.store.catalog import SCHEMA_VERSION as SCHEMA_VERSION
 from ontheline.store.entry import Entry, EntryInfo, StoreError, damaged, entry_key, package_version
 
-# Read by Store.put when it runs (never bound elsewhere), so setting ontheline.store.CHUNK_SAMPLES takes effect.
-CHUNK_SAMPLES = 1 << 16  # samples per Zarr chunk, and per read task of the lazy arrays
+#: Samples per Zarr chunk, and per read task of the lazy arrays. Read by Store.put when it runs
+#: (never bound elsewhere), so setting ontheline.store.CHUNK_SAMPLES takes effect.
+CHUNK_SAMPLES = 1 << 16
+#: The dtypes Store.put keeps probabilities in.
 PROB_DTYPES = ("float16", "float32")
 
 for _public in (Entry, EntryInfo, StoreError, entry_key, fingerprint_array):
@@ -47,7 +49,16 @@ del _public
 
 
 def default_store_path() -> Path:
-    """``$ONTHELINE_STORE`` when set, else ``~/.cache/ontheline``."""
+    """``$ONTHELINE_STORE`` when set, else ``~/.cache/ontheline``.
+
+    Examples
+    --------
+    >>> import os
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"ONTHELINE_STORE": "/data/predictions"}):
+    ...     print(default_store_path().as_posix())
+    /data/predictions
+    """
     return Path(os.environ.get("ONTHELINE_STORE") or Path.home() / ".cache" / "ontheline")
 
 
@@ -62,11 +73,12 @@ class Store:
     Examples
     --------
     >>> import tempfile
-    >>> store = Store(tempfile.mkdtemp())
-    >>> probs = np.array([[0.9, 0.1], [0.2, 0.8]])
-    >>> info = store.put(probs, model="m", model_fingerprint="w1", dataset="d", dataset_fingerprint="x1")
-    >>> store.get(info.key).labels.tolist()
-    [0, 1]
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     store = Store(folder)
+    ...     probs = np.array([[0.9, 0.1], [0.2, 0.8]])
+    ...     info = store.put(probs, model="m", model_fingerprint="w1", dataset="d", dataset_fingerprint="x1")
+    ...     print(store.get(info.key).labels.tolist(), [row.model for row in store.ls()])
+    [0, 1] ['m']
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
@@ -266,7 +278,7 @@ class Store:
                 )
             saved["labels"] = labels
         with atomic_write(path) as file:
-            np.savez(file, **saved)
+            np.savez(file, **cast(dict[str, Any], saved))  # every key an array name, none an option
         return Path(path)
 
     def clean(self) -> int:

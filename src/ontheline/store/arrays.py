@@ -27,10 +27,20 @@ from ontheline.store.entry import EntryInfo, damaged
 
 
 def fingerprint_array(array: np.ndarray) -> str:
-    """SHA-256 of an array's dtype, shape and bytes: equal content, equal fingerprint."""
+    """SHA-256 of an array's dtype, shape and bytes: equal content, equal fingerprint.
+
+    Examples
+    --------
+    >>> fingerprint_array(np.zeros(3)) == fingerprint_array(np.zeros(3))
+    True
+    >>> fingerprint_array(np.zeros(3)) == fingerprint_array(np.zeros(3, np.float32))  # another dtype
+    False
+    >>> len(fingerprint_array(np.arange(4)))
+    64
+    """
     array = np.ascontiguousarray(array)
     digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
-    digest.update(memoryview(array).cast("B"))
+    digest.update(array.data.cast("B"))
     return digest.hexdigest()
 
 

@@ -23,12 +23,45 @@ COLUMNS = (
 
 
 class StoreError(ValueError):
-    """The store cannot give a correct answer: a damaged entry, an unknown schema, a missing key."""
+    """The store cannot give a correct answer: a damaged entry, an unknown schema, a missing key.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from ontheline.store import Store, StoreError
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     try:
+    ...         Store(folder).get("abcdef12")
+    ...     except StoreError as exc:
+    ...         print(str(exc).replace(folder, "STORE"))
+    No entry 'abcdef12' in the store at 'STORE'; 'ontheline store ls' lists them.
+    """
 
 
 @dataclass(frozen=True)
 class EntryInfo:
-    """The catalog row of one entry: what was predicted, from what, when, how long, where."""
+    """The catalog row of one entry: what was predicted, from what, when, how long, where.
+
+    Its fields, in :data:`COLUMNS` order, are the catalog's columns: the entry's ``key``, the
+    ``model`` and ``dataset`` names with their fingerprints, the ``preprocessing`` text, the
+    package ``version``, ``n_samples``, ``n_classes``, the stored ``dtype`` (``'labels'`` for hard
+    predictions only), when it was ``created``, the ``seconds`` it took, the ``device`` and the
+    ``checksum`` of its arrays.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from ontheline.store import Store
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     info = Store(folder).put(
+    ...         np.array([[0.9, 0.1], [0.2, 0.8]]), model="m", model_fingerprint="w1", dataset="d",
+    ...         dataset_fingerprint="x1", dtype="float16",
+    ...     )
+    >>> info.model, info.n_samples, info.n_classes, info.dtype, len(info.key)
+    ('m', 2, 2, 'float16', 32)
+    >>> list(info.to_dict())[:4]
+    ['key', 'model', 'model_fingerprint', 'dataset']
+    """
 
     key: str
     model: str
@@ -54,6 +87,18 @@ class Entry:
     """One stored entry: predicted ``labels`` ``(n_samples,)`` and ``probs`` ``(n_samples, n_classes)``.
 
     ``probs`` is None for a model stored with hard predictions only.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from ontheline.store import Store
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     store = Store(folder)
+    ...     info = store.put(labels=np.array([2, 0, 1]), model="m", model_fingerprint="w1", dataset="d",
+    ...                      dataset_fingerprint="x1")
+    ...     entry = store.get(info.key)
+    >>> entry.info.model, entry.labels.tolist(), entry.probs is None
+    ('m', [2, 0, 1], True)
     """
 
     info: EntryInfo
@@ -64,7 +109,19 @@ class Entry:
 def entry_key(
     model_fingerprint: str, dataset_fingerprint: str, preprocessing: str = "", version: str | None = None
 ) -> str:
-    """The key of the predictions of one model on one dataset."""
+    """The key of the predictions of one model on one dataset.
+
+    A SHA-256 (its first 32 hex digits) of the model's and the dataset's fingerprints, the
+    preprocessing text and the package version (default: this one's): the same key means the
+    same model, data and code.
+
+    Examples
+    --------
+    >>> entry_key("weights-1", "data-1", version="0.1.0")
+    'f258ea1c4f04e8702c1a2125aecc5113'
+    >>> entry_key("weights-1", "data-1", "resized to 8x8", version="0.1.0")  # other preprocessing, other key
+    '3e4fd54a3ab5e9ba782f1009e809d7d5'
+    """
     if version is None:
         from ontheline import __version__ as version
     parts = [model_fingerprint, dataset_fingerprint, preprocessing, version]

@@ -25,18 +25,33 @@ from ontheline._validation import check_choice
 class Split(Protocol):
     """Labelled images: ``images`` ``(n_images, height, width)`` in [0, 1] and their ``labels`` ``(n_images,)``."""
 
-    images: np.ndarray
-    labels: np.ndarray
+    @property
+    def images(self) -> np.ndarray: ...
+
+    @property
+    def labels(self) -> np.ndarray: ...
 
     def __len__(self) -> int: ...
 
 
+#: Every zoo model predicts these many classes (the digits 0-9), whatever its training data holds.
 N_CLASSES = 10
 
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """A named model; ``neural`` separates the networks from the non-neural controls."""
+    """A named model; ``neural`` separates the networks from the non-neural controls.
+
+    ``predict_proba`` maps images ``(n_images, height, width)`` to probabilities
+    ``(n_images, N_CLASSES)``; ``module`` is the torch network (None for the controls), for
+    test-time adaptation.
+
+    Examples
+    --------
+    >>> uniform = TrainedModel("uniform", False, lambda images: np.full((len(images), N_CLASSES), 1 / N_CLASSES))
+    >>> uniform.predict_proba(np.zeros((2, 8, 8))).shape, uniform.module is None
+    ((2, 10), True)
+    """
 
     name: str
     neural: bool
@@ -46,7 +61,28 @@ class TrainedModel:
 
 @dataclass(frozen=True)
 class NetRecipe:
-    """One training run of a network, snapshotted after each of ``checkpoints`` epochs."""
+    """One training run of a network, snapshotted after each of ``checkpoints`` epochs.
+
+    Attributes
+    ----------
+    arch : {'cnn', 'mlp'}
+        A CNN with BatchNorm, or an MLP.
+    width, depth : int
+        Channels (CNN) or a quarter of the hidden units (MLP), and the number of hidden blocks.
+    seed : int
+        Seeds the initialisation, the data subset and the batch order.
+    lr : float
+        Adam's learning rate.
+    fraction : float
+        The share of the training data it sees.
+    checkpoints : tuple of int
+        The epochs after which a snapshot is taken.
+
+    Examples
+    --------
+    >>> NetRecipe("cnn", 8, 1, seed=0, lr=3e-3, fraction=1.0, checkpoints=(5, 15)).name(5)
+    'cnn-w8-d1-lr0.003-f1-s0-e5'
+    """
 
     arch: str  # "cnn" or "mlp"
     width: int
@@ -62,6 +98,15 @@ class NetRecipe:
 
 @dataclass(frozen=True)
 class SklearnRecipe:
+    """One scikit-learn control: ``kind`` and its one parameter ``param`` (``'logreg'``: C,
+    ``'forest'``: the maximum depth, ``'knn'``: the number of neighbours, ``'svm'``: C), and a ``seed``.
+
+    Examples
+    --------
+    >>> SklearnRecipe("knn", 15).name
+    'knn-15'
+    """
+
     kind: str  # "logreg", "forest", "knn", "svm"
     param: float
     seed: int = 0
@@ -75,7 +120,19 @@ CONFIGS = ("tiny", "quick", "full")
 
 
 def recipes(config: str) -> tuple[list[NetRecipe], list[SklearnRecipe]]:
-    """The zoo of a configuration: ``'tiny'`` (tests, seconds), ``'quick'`` (the demo), ``'full'`` (the benchmark)."""
+    """The zoo of a configuration: ``'tiny'`` (tests, seconds), ``'quick'`` (the demo), ``'full'`` (the benchmark).
+
+    Returns
+    -------
+    nets : list of NetRecipe
+    controls : list of SklearnRecipe
+
+    Examples
+    --------
+    >>> nets, controls = recipes("quick")
+    >>> len(nets), [c.name for c in controls]  # each net gives 3 snapshots
+    (24, ['logreg-0.01', 'logreg-0.1', 'logreg-1', 'knn-3', 'knn-15', 'forest-8', 'forest-16'])
+    """
     check_choice("recipes", "config", config, CONFIGS)
     if config == "tiny":
         nets = [NetRecipe("cnn", 4, 1, 0, 3e-3, 1.0, (1, 2)), NetRecipe("mlp", 16, 1, 0, 3e-3, 1.0, (1, 2))]
@@ -102,7 +159,29 @@ def recipes(config: str) -> tuple[list[NetRecipe], list[SklearnRecipe]]:
 
 
 def train_zoo(train: Split, config: str = "quick", progress: Callable[[str], None] | None = None) -> list[TrainedModel]:
-    """Train every model of ``config`` on ``train``; ``progress`` is told each model's name as it finishes."""
+    """Train every model of ``config`` on ``train``; ``progress`` is told each model's name as it finishes.
+
+    Parameters
+    ----------
+    train : Split
+        Labelled images: ``images`` ``(n_images, height, width)`` in [0, 1] and ``labels`` ``(n_images,)``.
+    config : {'tiny', 'quick', 'full'}
+        See :func:`recipes`.
+    progress : callable, optional
+
+    Returns
+    -------
+    list of TrainedModel
+        Every snapshot of every network, then the controls.
+
+    Examples
+    --------
+    >>> from ontheline.bench.data import Split
+    >>> train = Split(np.random.default_rng(0).random((40, 8, 8)).astype(np.float32), np.arange(40) % 10)
+    >>> zoo = train_zoo(train, "tiny")
+    >>> [model.name for model in zoo if not model.neural], sum(model.neural for model in zoo)
+    (['logreg-1', 'knn-5', 'forest-4'], 4)
+    """
     nets, controls = recipes(config)
     models: list[TrainedModel] = []
     for recipe in nets:
@@ -146,7 +225,16 @@ def _build_net(recipe: NetRecipe, side: int) -> Any:
 
 
 def train_net(recipe: NetRecipe, train: Split, batch_size: int = 64) -> Iterator[TrainedModel]:
-    """Train one network with Adam and yield a snapshot after each checkpoint epoch."""
+    """Train one network with Adam and yield a snapshot after each checkpoint epoch.
+
+    Examples
+    --------
+    >>> from ontheline.bench.data import Split
+    >>> train = Split(np.random.default_rng(0).random((40, 8, 8)).astype(np.float32), np.arange(40) % 10)
+    >>> recipe = NetRecipe("mlp", 4, 1, seed=0, lr=3e-3, fraction=1.0, checkpoints=(1, 2))
+    >>> [model.name for model in train_net(recipe, train)]
+    ['mlp-w4-d1-lr0.003-f1-s0-e1', 'mlp-w4-d1-lr0.003-f1-s0-e2']
+    """
     with extra("torch"):
         import torch
 
@@ -170,7 +258,18 @@ def train_net(recipe: NetRecipe, train: Split, batch_size: int = 64) -> Iterator
 
 
 def net_from_state(recipe: NetRecipe, epoch: int, side: int, state: dict[str, Any]) -> TrainedModel:
-    """A checkpoint of ``recipe`` rebuilt from its saved ``state_dict`` (images of ``side`` x ``side``)."""
+    """A checkpoint of ``recipe`` rebuilt from its saved ``state_dict`` (images of ``side`` x ``side``).
+
+    Examples
+    --------
+    >>> from ontheline.bench.data import Split
+    >>> train = Split(np.random.default_rng(0).random((40, 8, 8)).astype(np.float32), np.arange(40) % 10)
+    >>> recipe = NetRecipe("mlp", 4, 1, seed=0, lr=3e-3, fraction=1.0, checkpoints=(1,))
+    >>> trained = next(train_net(recipe, train))
+    >>> rebuilt = net_from_state(recipe, 1, side=8, state=trained.module.state_dict())
+    >>> rebuilt.name, bool(np.allclose(rebuilt.predict_proba(train.images), trained.predict_proba(train.images)))
+    ('mlp-w4-d1-lr0.003-f1-s0-e1', True)
+    """
     net = _build_net(recipe, side)
     net.load_state_dict(state)
     net.eval()
@@ -193,7 +292,16 @@ def _torch_predictor(net: Any) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def train_sklearn(recipe: SklearnRecipe, train: Split) -> TrainedModel:
-    """Fit one scikit-learn model on flattened pixels."""
+    """Fit one scikit-learn model on flattened pixels.
+
+    Examples
+    --------
+    >>> from ontheline.bench.data import Split
+    >>> train = Split(np.random.default_rng(0).random((40, 8, 8)).astype(np.float32), np.arange(40) % 10)
+    >>> model = train_sklearn(SklearnRecipe("knn", 3), train)
+    >>> model.name, model.neural, model.predict_proba(train.images[:2]).shape
+    ('knn-3', False, (2, 10))
+    """
     with extra("bench"):
         from sklearn.calibration import CalibratedClassifierCV
         from sklearn.ensemble import RandomForestClassifier

@@ -28,12 +28,33 @@ with extra("torch"):
 
 
 def logdet_pd(matrix: torch.Tensor) -> torch.Tensor:
-    """``log det`` of symmetric positive-definite matrices (batched), via Cholesky: stable and differentiable."""
+    """``log det`` of symmetric positive-definite matrices (batched), via Cholesky: stable and differentiable.
+
+    Examples
+    --------
+    >>> round(logdet_pd(torch.diag(torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64))).item(), 4)  # log 8
+    2.0794
+    """
     return 2 * torch.log(torch.diagonal(torch.linalg.cholesky(matrix), dim1=-2, dim2=-1)).sum(-1)
 
 
 def coding_rate(z: torch.Tensor, eps2: float = 0.5) -> torch.Tensor:
-    """``R(Z) = 1/2 logdet(I + d/(m eps2) Z^T Z)`` for rows ``Z`` ``(m, d)``."""
+    """``R(Z) = 1/2 logdet(I + d/(m eps2) Z^T Z)`` for rows ``Z`` ``(m, d)``.
+
+    References
+    ----------
+    .. [1] Y. Yu, K. H. R. Chan, C. You, C. Song and Y. Ma, "Learning Diverse and Discriminative
+       Representations via the Principle of Maximal Coding Rate Reduction", NeurIPS 2020, arXiv:2006.08558.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> z, labels = torch.nn.functional.normalize(torch.randn(12, 4, dtype=torch.float64), dim=1), torch.arange(12) % 3
+    >>> round(coding_rate(z).item(), 4)
+    2.1477
+    >>> round((0.5 * torch.logdet(torch.eye(4, dtype=z.dtype) + 4 / (12 * 0.5) * z.T @ z)).item(), 4)  # the formula
+    2.1477
+    """
     m, d = z.shape
     return rate_of_moments(smaller_moment(z), torch.tensor(float(m), dtype=z.dtype), eps2, d)
 
@@ -43,6 +64,14 @@ def rate_of_moments(moments: torch.Tensor, counts: torch.Tensor, eps2: float, di
 
     ``M`` is ``Z^T Z`` (``n = d``) or, by Sylvester's identity, the Gram matrix ``Z Z^T`` (``n = m``,
     zero-padded rows allowed); ``dim`` is the feature dimension ``d`` (default ``n``).
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> z, labels = torch.nn.functional.normalize(torch.randn(12, 4, dtype=torch.float64), dim=1), torch.arange(12) % 3
+    >>> m = torch.tensor(12.0, dtype=z.dtype)
+    >>> bool(torch.allclose(rate_of_moments(z.T @ z, m, 0.5), rate_of_moments(z @ z.T, m, 0.5, dim=4)))  # Sylvester
+    True
     """
     n = moments.shape[-1]
     alpha = (dim or n) / (counts.clamp(min=1) * eps2)
@@ -50,12 +79,25 @@ def rate_of_moments(moments: torch.Tensor, counts: torch.Tensor, eps2: float, di
 
 
 def smaller_moment(rows: torch.Tensor) -> torch.Tensor:
-    """``Z^T Z`` or ``Z Z^T`` for rows ``(..., m, d)``, whichever is smaller: ``logdet(I + a .)`` is the same for both."""
+    """``Z^T Z`` or ``Z Z^T`` for rows ``(..., m, d)``, whichever is smaller: ``logdet(I + a .)`` is the same for both.
+
+    Examples
+    --------
+    >>> smaller_moment(torch.ones(12, 4)).shape, smaller_moment(torch.ones(2, 4)).shape
+    (torch.Size([4, 4]), torch.Size([2, 2]))
+    """
     return rows @ rows.mT if rows.shape[-2] < rows.shape[-1] else rows.mT @ rows
 
 
 def class_blocks(z: torch.Tensor, labels: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The rows grouped by class into a zero-padded ``(k, max m_j, d)`` block, and the counts ``(k,)``."""
+    """The rows grouped by class into a zero-padded ``(k, max m_j, d)`` block, and the counts ``(k,)``.
+
+    Examples
+    --------
+    >>> blocks, counts = class_blocks(torch.ones(5, 4), torch.tensor([0, 1, 0, 0, 2]), 3)
+    >>> blocks.shape, counts.tolist(), blocks[1].sum(dim=1).tolist()  # class 1: one row, then zero padding
+    (torch.Size([3, 3, 4]), [3.0, 1.0, 1.0], [4.0, 0.0, 0.0])
+    """
     counts = torch.bincount(labels, minlength=n_classes)
     order = torch.argsort(labels, stable=True)
     grouped = labels[order]
@@ -66,7 +108,16 @@ def class_blocks(z: torch.Tensor, labels: torch.Tensor, n_classes: int) -> tuple
 
 def class_moments(z: torch.Tensor, labels: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Each class's second moment ``Z_j^T Z_j`` ``(k, d, d)`` and count ``(k,)``: one batched product over the
-    class blocks (an outer product per sample is several times slower)."""
+    class blocks (an outer product per sample is several times slower).
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> z, labels = torch.nn.functional.normalize(torch.randn(12, 4, dtype=torch.float64), dim=1), torch.arange(12) % 3
+    >>> moments, counts = class_moments(z, labels, 3)
+    >>> moments.shape, counts.tolist(), bool(torch.allclose(moments.sum(dim=0), z.T @ z))
+    (torch.Size([3, 4, 4]), [4.0, 4.0, 4.0], True)
+    """
     blocks, counts = class_blocks(z, labels, n_classes)
     return blocks.mT @ blocks, counts
 
@@ -75,18 +126,76 @@ def compression_rate(z: torch.Tensor, labels: torch.Tensor, n_classes: int, eps2
     """``R_c = sum_j m_j/(2m) logdet(I + d/(m_j eps2) Z_j^T Z_j)`` (classes without samples add 0).
 
     Each log-det is taken on the smaller of ``d x d`` and ``max m_j x max m_j``: ``O(min(d, m_j)^3)``.
+
+    References
+    ----------
+    .. [1] Y. Yu, K. H. R. Chan, C. You, C. Song and Y. Ma, "Learning Diverse and Discriminative
+       Representations via the Principle of Maximal Coding Rate Reduction", NeurIPS 2020, arXiv:2006.08558.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> z, labels = torch.nn.functional.normalize(torch.randn(12, 4, dtype=torch.float64), dim=1), torch.arange(12) % 3
+    >>> round(compression_rate(z, labels, 3).item(), 4)
+    1.9158
     """
     return ClassStatistics.of(z, labels, n_classes, eps2).compression_rate()
 
 
 def rate_reduction(z: torch.Tensor, labels: torch.Tensor, n_classes: int, eps2: float = 0.5) -> torch.Tensor:
-    """``Delta R = R(Z) - R_c(Z)``: what MCR² maximises (``Z^T Z`` from the class moments when they are formed)."""
+    """``Delta R = R(Z) - R_c(Z)``: what MCR² maximises (``Z^T Z`` from the class moments when they are formed).
+
+    Parameters
+    ----------
+    z : tensor of shape (m, d)
+        Features, one unit-norm row per sample.
+    labels : tensor of shape (m,)
+        Class indices.
+    n_classes : int
+    eps2 : float, default 0.5
+        The squared quantisation error.
+
+    Returns
+    -------
+    tensor
+        A differentiable scalar.
+
+    References
+    ----------
+    .. [1] Y. Yu, K. H. R. Chan, C. You, C. Song and Y. Ma, "Learning Diverse and Discriminative
+       Representations via the Principle of Maximal Coding Rate Reduction", NeurIPS 2020, arXiv:2006.08558.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> z, labels = torch.nn.functional.normalize(torch.randn(12, 4, dtype=torch.float64), dim=1), torch.arange(12) % 3
+    >>> round(rate_reduction(z, labels, 3).item(), 4)  # R - R_c = 2.1477 - 1.9158
+    0.2319
+    >>> rate_reduction(z, torch.zeros(12, dtype=torch.long), 1).item()  # one class: nothing to reduce
+    0.0
+    """
     stats = ClassStatistics.of(z, labels, n_classes, eps2)
     return stats.coding_rate(z) - stats.compression_rate()
 
 
 def mcr2_loss(z: torch.Tensor, labels: torch.Tensor, n_classes: int, eps2: float = 0.5) -> torch.Tensor:
-    """``-Delta R``, to minimise."""
+    """``-Delta R``, to minimise.
+
+    References
+    ----------
+    .. [1] Y. Yu, K. H. R. Chan, C. You, C. Song and Y. Ma, "Learning Diverse and Discriminative
+       Representations via the Principle of Maximal Coding Rate Reduction", NeurIPS 2020, arXiv:2006.08558.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> z, labels = torch.nn.functional.normalize(torch.randn(12, 4, dtype=torch.float64), dim=1), torch.arange(12) % 3
+    >>> features = z.clone().requires_grad_()
+    >>> loss = mcr2_loss(features, labels, 3)
+    >>> loss.backward()
+    >>> round(loss.item(), 4), features.grad.shape
+    (-0.2319, torch.Size([12, 4]))
+    """
     return -rate_reduction(z, labels, n_classes, eps2)
 
 
@@ -98,6 +207,16 @@ class ClassStatistics:
     d / (m_j eps2)``). ``moments`` (``Z_j^T Z_j``) is formed only when the classes have at least
     ``d`` rows; smaller classes are worked on through their rows (``O(m_j d)`` per vector instead
     of ``O(d^2)``), so no ``d x d`` matrix per class is formed.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> z = torch.nn.functional.normalize(torch.randn(12, 8, dtype=torch.float64), dim=1)
+    >>> stats = ClassStatistics.of(z, torch.arange(12) % 3, 3, eps2=0.5)
+    >>> stats.moments is None, stats.counts.tolist()  # 4 rows per class, 8 dimensions: no 8 x 8 moments
+    (True, [4.0, 4.0, 4.0])
+    >>> bool(torch.allclose(stats.compression_rate(), compression_rate(z, torch.arange(12) % 3, 3)))
+    True
     """
 
     blocks: torch.Tensor
@@ -176,6 +295,8 @@ class ClassStatistics:
         return rate_of_moments(self.moments.sum(0), self.counts.sum(), self.eps2)
 
 
+#: The dictionary updates of :class:`VariationalMCR2` (``method=``): Rayleigh-Ritz block ascent,
+#: or projected gradient steps.
 DICTIONARY_METHODS = ("ritz", "gradient")
 
 
@@ -199,6 +320,40 @@ class VariationalMCR2(torch.nn.Module):
     - ``"gradient"``: projected gradient ascent with inverse-Lipschitz step sizes, as in the
       paper. Atoms whose code reaches 0 get no gradient and never move, so new directions of the
       features wait for the next latch (see ``docs/mcr2.md`` for what that costs).
+
+    Parameters
+    ----------
+    dim : int
+        The feature dimension ``d``.
+    n_classes : int
+    atoms : int
+        Atoms per class, ``s``, in [1, dim].
+    eps2 : float, default 0.5
+    mu : float, default 1.0
+        The weight of the dictionary penalty.
+    seed : int, default 0
+        Seeds the initial atoms.
+
+    References
+    ----------
+    .. [1] C. Baek, Z. Wu, K. H. R. Chan, T. Ding, Y. Ma and B. D. Haeffele, "Efficient Maximal Coding
+       Rate Reduction by Variational Forms", CVPR 2022, arXiv:2204.00077.
+    .. [2] Y. Yu, K. H. R. Chan, C. You, C. Song and Y. Ma, "Learning Diverse and Discriminative
+       Representations via the Principle of Maximal Coding Rate Reduction", NeurIPS 2020, arXiv:2006.08558.
+
+    Examples
+    --------
+    Latched with as many atoms as dimensions, the variational form is exact:
+
+    >>> _ = torch.manual_seed(0)
+    >>> z, labels = torch.nn.functional.normalize(torch.randn(12, 4, dtype=torch.float64), dim=1), torch.arange(12) % 3
+    >>> vmcr2 = VariationalMCR2(dim=4, n_classes=3, atoms=4)
+    >>> vmcr2.latch(z, labels)
+    >>> round(vmcr2.objective(z, labels).item(), 4), round(rate_reduction(z, labels, 3).item(), 4)
+    (0.2319, 0.2319)
+    >>> objective = vmcr2.step(z, labels, method="ritz")  # dictionary update, then the encoder's objective
+    >>> objective.shape, DICTIONARY_METHODS
+    (torch.Size([]), ('ritz', 'gradient'))
     """
 
     gamma: torch.Tensor
@@ -276,7 +431,14 @@ class VariationalMCR2(torch.nn.Module):
 
 
 def variational_compression(codes: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``sum_j weights_j / 2 sum_l log(1 + A_jl)``."""
+    """``sum_j weights_j / 2 sum_l log(1 + A_jl)``.
+
+    Examples
+    --------
+    >>> codes, weights = torch.tensor([[1.0, 0.0], [3.0, 0.0]]), torch.tensor([0.5, 0.5])
+    >>> round(variational_compression(codes, weights).item(), 4)  # (ln 2 + ln 4) / 4
+    0.5199
+    """
     return (weights / 2 * torch.log1p(codes.clamp(min=0)).sum(1)).sum()
 
 
@@ -284,6 +446,15 @@ def dictionary_penalty(stats: ClassStatistics, gamma: torch.Tensor, codes: torch
     """``mu/2 sum_j w_j ||S_j - Gamma_j diag(A_j) Gamma_j^T||_F^2``, expanded so that no ``d x d`` matrix is formed:
 
     ``||S||^2 - 2 sum_l A_l gamma_l^T S gamma_l + sum_{l,l'} A_l A_l' (gamma_l^T gamma_l')^2``.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> z, labels = torch.nn.functional.normalize(torch.randn(12, 4, dtype=torch.float64), dim=1), torch.arange(12) % 3
+    >>> stats = ClassStatistics.of(z, labels, 3, eps2=0.5)
+    >>> values, vectors = stats.top_eigenpairs(4)  # the full eigendecomposition: nothing left to penalise
+    >>> abs(dictionary_penalty(stats, vectors, values, mu=1.0).item()) < 1e-10
+    True
     """
     overlap = (gamma.mT @ gamma).pow(2)
     dictionary = (overlap * codes[:, :, None] * codes[:, None, :]).sum((1, 2))
@@ -295,7 +466,39 @@ def variational_objective(
     z: torch.Tensor, labels: torch.Tensor, gamma: torch.Tensor, codes: torch.Tensor, n_classes: int, eps2: float,
     mu: float,
 ) -> torch.Tensor:  # fmt: skip
-    """The V-MCR² objective (to maximise): one log-det, scalar logs, and the dictionary penalty."""
+    """The V-MCR² objective (to maximise): one log-det, scalar logs, and the dictionary penalty.
+
+    Parameters
+    ----------
+    z : tensor of shape (m, d)
+    labels : tensor of shape (m,)
+    gamma : tensor of shape (k, d, s)
+        Each class's atoms (unit columns).
+    codes : tensor of shape (k, s)
+        Each class's non-negative codes.
+    n_classes : int
+    eps2, mu : float
+
+    Returns
+    -------
+    tensor
+        A differentiable scalar.
+
+    References
+    ----------
+    .. [1] C. Baek, Z. Wu, K. H. R. Chan, T. Ding, Y. Ma and B. D. Haeffele, "Efficient Maximal Coding
+       Rate Reduction by Variational Forms", CVPR 2022, arXiv:2204.00077.
+    .. [2] Y. Yu, K. H. R. Chan, C. You, C. Song and Y. Ma, "Learning Diverse and Discriminative
+       Representations via the Principle of Maximal Coding Rate Reduction", NeurIPS 2020, arXiv:2006.08558.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> z, labels = torch.nn.functional.normalize(torch.randn(12, 4, dtype=torch.float64), dim=1), torch.arange(12) % 3
+    >>> values, vectors = ClassStatistics.of(z, labels, 3, eps2=0.5).top_eigenpairs(4)
+    >>> round(variational_objective(z, labels, vectors, values, 3, eps2=0.5, mu=1.0).item(), 4)  # = Delta R here
+    0.2319
+    """
     stats = ClassStatistics.of(z, labels, n_classes, eps2)
     compression = variational_compression(codes, stats.weights)
     return stats.coding_rate(z) - compression - dictionary_penalty(stats, gamma, codes, mu)
@@ -308,6 +511,17 @@ def ritz_atoms(stats: ClassStatistics, gamma: torch.Tensor) -> tuple[torch.Tenso
     Rayleigh quotients. The span contains the old atoms, so for codes sorted in decreasing
     order ``sum_l A_l gamma_l^T S gamma_l`` cannot decrease; repeated steps converge to the top
     eigenvectors, where latching puts the atoms.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> z, labels = torch.nn.functional.normalize(torch.randn(12, 4, dtype=torch.float64), dim=1), torch.arange(12) % 3
+    >>> stats = ClassStatistics.of(z, labels, 3, eps2=0.5)
+    >>> atoms, quotients = ritz_atoms(stats, VariationalMCR2(dim=4, n_classes=3, atoms=2).gamma)
+    >>> atoms.shape, bool(torch.allclose(atoms.mT @ atoms, torch.eye(2, dtype=z.dtype)))  # orthonormal
+    (torch.Size([3, 4, 2]), True)
+    >>> bool((quotients[:, 0] >= quotients[:, 1]).all())  # descending
+    True
     """
     s = gamma.shape[-1]
     basis = torch.linalg.qr(torch.cat([gamma, stats.apply(gamma)], dim=-1))[0]
@@ -323,6 +537,11 @@ def optimal_codes(rayleigh: torch.Tensor, mu: float) -> torch.Tensor:
     the codes, so each code is a scalar problem. Its stationary points solve
     ``A^2 + (1 - r) A + 1/(2 mu) - r = 0``; the larger root is the only interior maximum, so the
     answer is that root or the boundary 0, whichever scores higher.
+
+    Examples
+    --------
+    >>> optimal_codes(torch.tensor([0.0, 0.5, 10.0], dtype=torch.float64), mu=100.0).round(decimals=3).tolist()
+    [0.0, 0.497, 10.0]
     """
 
     def score(a: torch.Tensor) -> torch.Tensor:
@@ -339,6 +558,16 @@ def gradient_dictionary_step(
 
     Step sizes are the inverse Lipschitz bounds of each block's gradient: ``1 / (mu w_j)`` for
     class j's codes and ``1 / (mu w_j max_l A_jl^2)`` for its atoms (``w_j = m_j / m``).
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> z, labels = torch.nn.functional.normalize(torch.randn(12, 4, dtype=torch.float64), dim=1), torch.arange(12) % 3
+    >>> vmcr2 = VariationalMCR2(dim=4, n_classes=3, atoms=2)
+    >>> stats = ClassStatistics.of(z, labels, 3, eps2=0.5)
+    >>> atoms, codes = gradient_dictionary_step(stats, vmcr2.gamma, vmcr2.codes, mu=1.0)
+    >>> atoms.shape, bool(torch.allclose(atoms.norm(dim=1), torch.ones(3, 2, dtype=z.dtype))), bool((codes >= 0).all())
+    (torch.Size([3, 4, 2]), True, True)
     """
     weights = stats.weights.clamp(min=1e-12)
     with torch.enable_grad():

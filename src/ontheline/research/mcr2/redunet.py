@@ -20,7 +20,21 @@ with extra("torch"):
 
 @dataclass
 class ReduLayer:
-    """One layer's operators: ``E`` ``(d, d)``, ``C`` ``(k, d, d)`` and class weights ``gamma`` ``(k,)``."""
+    """One layer's operators: ``E`` ``(d, d)``, ``C`` ``(k, d, d)`` and class weights ``gamma`` ``(k,)``.
+
+    References
+    ----------
+    .. [1] K. H. R. Chan, Y. Yu, C. You, H. Qi, J. Wright and Y. Ma, "ReduNet: A White-box Deep Network
+       from the Principle of Maximizing Rate Reduction", JMLR 2022, arXiv:2105.10446.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> z, labels = torch.nn.functional.normalize(torch.randn(12, 4, dtype=torch.float64), dim=1), torch.arange(12) % 3
+    >>> layer = ReduNet(n_layers=2).fit(z, labels, 3).layers[0]
+    >>> layer.E.shape, layer.C.shape, layer.gamma.tolist()  # gamma_j = m_j / m
+    (torch.Size([4, 4]), torch.Size([3, 4, 4]), [0.3333333333333333, 0.3333333333333333, 0.3333333333333333])
+    """
 
     E: torch.Tensor
     C: torch.Tensor
@@ -33,6 +47,37 @@ class ReduNet:
 
     ``moments`` ``(k, d, d)`` and ``counts`` ``(k,)`` are the first layer's class second moments
     and sizes: all the network needs, so adding classes needs no old data (``add_classes``).
+
+    Parameters
+    ----------
+    n_layers : int, default 20
+    eta : float, default 0.5
+        The step size of each layer.
+    eps2 : float, default 0.1
+        The squared quantisation error.
+    lam : float, default 500.0
+        The sharpness of the test-time class memberships.
+
+    References
+    ----------
+    .. [1] K. H. R. Chan, Y. Yu, C. You, H. Qi, J. Wright and Y. Ma, "ReduNet: A White-box Deep Network
+       from the Principle of Maximizing Rate Reduction", JMLR 2022, arXiv:2105.10446.
+    .. [2] Z. Wu, C. Baek, C. You and Y. Ma, "Incremental Learning via Rate Reduction", CVPR 2021,
+       arXiv:2011.14593.
+
+    Examples
+    --------
+    A network grown class by class equals the one built on all classes at once:
+
+    >>> _ = torch.manual_seed(0)
+    >>> z, labels = torch.nn.functional.normalize(torch.randn(12, 4, dtype=torch.float64), dim=1), torch.arange(12) % 3
+    >>> joint = ReduNet(n_layers=5).fit(z, labels, 3)
+    >>> grown = ReduNet(n_layers=5).fit(z[labels < 2], labels[labels < 2], 2)
+    >>> grown = grown.add_classes(z[labels == 2], labels[labels == 2] - 2, 1)  # no old data needed
+    >>> bool(torch.allclose(grown.transform(z), joint.transform(z)))
+    True
+    >>> joint.transform(z).shape, joint.predict(z, rank=1).shape
+    (torch.Size([12, 4]), torch.Size([12]))
     """
 
     n_layers: int = 20
@@ -110,7 +155,16 @@ class ReduNet:
 def nearest_subspace(
     train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor, n_classes: int, rank: int = 4
 ) -> torch.Tensor:
-    """Classify ``test`` rows by the smallest residual to each class's top-``rank`` principal subspace of ``train``."""
+    """Classify ``test`` rows by the smallest residual to each class's top-``rank`` principal subspace of ``train``.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> labels, axes = torch.arange(12) % 3, torch.eye(3, dtype=torch.float64)
+    >>> train = axes[labels] + 0.1 * torch.randn(12, 3, dtype=torch.float64)  # class j along axis j
+    >>> nearest_subspace(train, labels, axes, 3, rank=1).tolist()
+    [0, 1, 2]
+    """
     moments, _ = class_moments(train.double(), train_labels, n_classes)
     bases = torch.linalg.eigh(moments)[1][:, :, -rank:]
     test = test.double()

@@ -63,7 +63,7 @@ def run(
     for method in ("mcr2", *VARIANTS):
         tick(f"digits: {method}")
         digits[method] = _train(method, x_train, y_train, x_test, y_test, 10, DIM, steps)
-    timing = []
+    timing: list[dict[str, Any]] = []
     for d, n in TIMING:
         races = []
         for k in CLASSES:
@@ -77,7 +77,7 @@ def run(
         progress("done", n_jobs, n_jobs)
 
     setup = {"steps": steps, "timing_steps": timing_steps, "eps2": EPS2, "atoms": ATOMS, "mu": MU, "dim": DIM}
-    result = {
+    result: dict[str, Any] = {
         "classes": list(CLASSES),
         "step_seconds": timing[0]["step_seconds"],
         "delta_r": {m: digits[m]["delta_r"] for m in ("mcr2", "vmcr2")},
@@ -101,7 +101,7 @@ def _speedup(seconds: dict[str, list[float]]) -> float:
     return seconds["mcr2"][-1] / seconds["vmcr2"][-1]
 
 
-def _digits() -> tuple[Any, ...]:
+def _digits() -> tuple[Any, Any, Any, Any]:
     with extra("torch"):
         import torch
     with extra("bench"):
@@ -116,7 +116,7 @@ def _digits() -> tuple[Any, ...]:
 
 def _union_of_subspaces(
     k: int, train: int = 30, test: int = 10, ambient: int = 64, rank: int = 3, seed: int = 0
-) -> tuple[Any, ...]:
+) -> tuple[Any, Any, Any, Any]:
     with extra("torch"):
         import torch
 
@@ -143,7 +143,8 @@ class _Trainer:
         from ontheline.research.mcr2 import VariationalMCR2
 
         torch.manual_seed(0)
-        self.x, self.y, self.k, self.steps_done, self.seconds = x, y, k, 0, []
+        self.x, self.y, self.k, self.steps_done = x, y, k, 0
+        self.seconds: list[float] = []
         self.encoder = torch.nn.Sequential(
             torch.nn.Linear(x.shape[1], 128), torch.nn.ReLU(), torch.nn.Linear(128, dim)
         ).double()

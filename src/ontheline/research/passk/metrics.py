@@ -48,6 +48,13 @@ def pass_at_k(n: Any, c: Any, k: int) -> np.ndarray:
     ``T[m] = sum_{i=k+1}^{m} log1p(-k/i)``, one cumulative table for all problems; ``-expm1``
     keeps small values accurate.
 
+    References
+    ----------
+    .. [1] M. Chen, J. Tworek, H. Jun, Q. Yuan et al., "Evaluating Large Language Models Trained on
+       Code", arXiv 2021, arXiv:2107.03374 (the unbiased estimator).
+    .. [2] X. Dang, C. Baek, K. Wen, Z. Kolter and A. Raghunathan, "Weight Ensembling Improves Reasoning
+       in Language Models", COLM 2025, arXiv:2504.10478.
+
     Examples
     --------
     >>> pass_at_k([10, 10, 10], [0, 3, 10], 4).round(4).tolist()
@@ -72,7 +79,18 @@ def pass_at_k(n: Any, c: Any, k: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Decomposition:
-    """``1 - pass@k = E[(1 - rho)^k] = (1 - E rho)^k + jensen_gap`` over problems, rho = pass@1 per problem."""
+    """``1 - pass@k = E[(1 - rho)^k] = (1 - E rho)^k + jensen_gap`` over problems, rho = pass@1 per problem.
+
+    Examples
+    --------
+    At the same mean pass@1, spread across problems costs pass@k:
+
+    >>> even, split = pass_at_k_decomposition([0.5, 0.5], 2), pass_at_k_decomposition([0.0, 1.0], 2)
+    >>> even.pass_at_k, split.pass_at_k, split.failure
+    (0.75, 0.5, 0.5)
+    >>> even.to_dict()
+    {'k': 2, 'mean_pass@1': 0.5, 'var_pass@1': 0.0, 'bias_term': 0.25, 'jensen_gap': 0.0, 'pass@k': 0.75}
+    """
 
     k: int
     mean_pass1: float
@@ -98,6 +116,21 @@ class Decomposition:
 
 def pass_at_k_decomposition(rho: Any, k: int) -> Decomposition:
     """The bias-variance split of pass@k from per-problem pass@1 values ``rho`` (e.g. ``c / n``).
+
+    Parameters
+    ----------
+    rho : array-like of shape (n_problems,)
+        Each problem's pass@1, in [0, 1].
+    k : int
+
+    Returns
+    -------
+    Decomposition
+
+    References
+    ----------
+    .. [1] X. Dang, C. Baek, K. Wen, Z. Kolter and A. Raghunathan, "Weight Ensembling Improves Reasoning
+       in Language Models", COLM 2025, arXiv:2504.10478.
 
     Examples
     --------
@@ -126,6 +159,24 @@ def best_at_k(scores: Sequence[Any], correct: Sequence[Any], k: int) -> np.ndarr
     ----------
     scores, correct : sequences of per-problem arrays
         One score and one correctness flag per sample; problems may have different ``n``.
+    k : int
+        At most each problem's ``n``.
+
+    Returns
+    -------
+    ndarray of shape (n_problems,)
+
+    References
+    ----------
+    .. [1] X. Dang, C. Baek, K. Wen, Z. Kolter and A. Raghunathan, "Weight Ensembling Improves Reasoning
+       in Language Models", COLM 2025, arXiv:2504.10478 (Best@k).
+
+    Examples
+    --------
+    The best-scored of 2 of these 3 samples is correct only when the 0.9 one is left out:
+
+    >>> best_at_k([[0.9, 0.1, 0.5]], [[False, True, True]], 2).round(4).tolist()
+    [0.3333]
     """
     out = []
     for s, ok in _per_problem(scores, correct, "best_at_k"):
@@ -154,6 +205,26 @@ def maj_at_k(answers: Sequence[Any], correct: Sequence[Any], k: int, *, seed: in
         Each sample's final answer (any hashable values).
     correct : sequence of per-problem arrays of bool
         Whether each sample's answer is correct.
+    k : int
+        At most each problem's ``n``.
+    seed : int
+        Seeds the random subsets of a problem with more than 20,000 of them.
+
+    Returns
+    -------
+    ndarray of shape (n_problems,)
+
+    References
+    ----------
+    .. [1] X. Dang, C. Baek, K. Wen, Z. Kolter and A. Raghunathan, "Weight Ensembling Improves Reasoning
+       in Language Models", COLM 2025, arXiv:2504.10478 (maj@k, majority voting).
+
+    Examples
+    --------
+    Two of three samples answer 42, the right answer; a 1-1 tie is broken at random:
+
+    >>> maj_at_k([["42", "41", "42"]], [[True, False, True]], 2).round(4).tolist()
+    [0.6667]
     """
     rng = np.random.default_rng(seed)
     out = []
@@ -176,7 +247,18 @@ def maj_at_k(answers: Sequence[Any], correct: Sequence[Any], k: int, *, seed: in
 
 @dataclass(frozen=True)
 class Samples:
-    """Samples grouped by problem: ``answers[p]``, ``correct[p]`` and ``scores[p]`` (None without scores)."""
+    """Samples grouped by problem: ``answers[p]``, ``correct[p]`` and ``scores[p]`` (None without scores).
+
+    ``n`` and ``c`` are the samples and the correct samples per problem, as :func:`pass_at_k` takes them.
+
+    Examples
+    --------
+    >>> samples = group_samples({"problem": ["p1", "p1", "p2"], "answer": ["4", "5", "7"], "correct": [1, 0, 1]})
+    >>> samples.problems, samples.n.tolist(), samples.c.tolist(), samples.scores
+    (('p1', 'p2'), [2, 1], [1, 1], None)
+    >>> pass_at_k(samples.n, samples.c, 1).tolist()
+    [0.5, 1.0]
+    """
 
     problems: tuple[Any, ...]
     answers: tuple[np.ndarray, ...]

@@ -26,6 +26,7 @@ with extra("torch"):
     import torch
     from torch.func import functional_call, grad, vmap
 
+#: The per-example variants :func:`sam_gradient` computes: 1-SAM, and its logit (L-SAM) and Jacobian (J-SAM) halves.
 VARIANTS = ("1-sam", "l-sam", "j-sam")
 _EPS = 1e-12
 
@@ -35,6 +36,27 @@ class SAM(torch.optim.Optimizer):
 
     Either call ``first_step()`` after a backward pass at ``w`` and ``second_step()`` after one
     at ``w + eps``, or pass ``step`` a closure that recomputes the loss and calls backward.
+
+    Parameters
+    ----------
+    params : iterable of tensors or parameter groups
+    base_optimizer : type of torch.optim.Optimizer
+        The optimiser that takes the step, e.g. ``torch.optim.SGD``.
+    rho : float, default 0.05
+        The radius of the perturbation.
+    adaptive : bool, default False
+        Scale the perturbation by each weight's magnitude (ASAM).
+    **kwargs
+        Passed to ``base_optimizer`` (``lr``, ``momentum``, ...).
+
+    References
+    ----------
+    .. [1] P. Foret, A. Kleiner, H. Mobahi and B. Neyshabur, "Sharpness-Aware Minimization for Efficiently
+       Improving Generalization", ICLR 2021, arXiv:2010.01412.
+    .. [2] J. Kwon, J. Kim, H. Park and I. K. Choi, "ASAM: Adaptive Sharpness-Aware Minimization for
+       Scale-Invariant Learning of Deep Neural Networks", ICML 2021, arXiv:2102.11600.
+    .. [3] C. Baek, J. Z. Kolter and A. Raghunathan, "Why is SAM Robust to Label Noise?", ICLR 2024,
+       arXiv:2405.03676.
 
     Examples
     --------
@@ -86,7 +108,7 @@ class SAM(torch.optim.Optimizer):
         if zero_grad:
             self.zero_grad()
 
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         if closure is None:
             raise ValueError(
                 "SAM.step needs a closure that zeroes the gradients, computes the loss and calls backward."
@@ -111,14 +133,36 @@ class SAM(torch.optim.Optimizer):
 def per_example_gradients(
     model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """``{name: (batch, *shape)}``: each example's cross-entropy gradient."""
+    """``{name: (batch, *shape)}``: each example's cross-entropy gradient.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> model, x, y = torch.nn.Linear(3, 2), torch.randn(4, 3), torch.tensor([0, 1, 1, 0])
+    >>> grads = per_example_gradients(model, x, y)
+    >>> {name: tuple(g.shape) for name, g in grads.items()}
+    {'weight': (4, 2, 3), 'bias': (4, 2)}
+    >>> torch.nn.functional.cross_entropy(model(x), y).backward()
+    >>> bool(torch.allclose(grads["weight"].mean(dim=0), model.weight.grad))  # their mean is the batch gradient
+    True
+    """
     params, buffers = _params(model)
     return vmap(grad(_loss(model, buffers)), in_dims=(None, 0, 0))(params, inputs, targets)
 
 
 def perturbations(per_example: dict[str, torch.Tensor], rho: float) -> dict[str, torch.Tensor]:
-    """``eps_i = rho * g_i / ||g_i||`` per example (norm over every parameter); 0 where ``g_i = 0``."""
-    norms = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in per_example.values()))
+    """``eps_i = rho * g_i / ||g_i||`` per example (norm over every parameter); 0 where ``g_i = 0``.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> model, x, y = torch.nn.Linear(3, 2), torch.randn(4, 3), torch.tensor([0, 1, 1, 0])
+    >>> eps = perturbations(per_example_gradients(model, x, y), rho=0.05)
+    >>> norms = torch.sqrt(eps["weight"].flatten(1).pow(2).sum(1) + eps["bias"].pow(2).sum(1))
+    >>> norms.round(decimals=4).tolist()  # every example moves by rho
+    [0.05000000074505806, 0.05000000074505806, 0.05000000074505806, 0.05000000074505806]
+    """
+    norms = torch.sqrt(torch.stack([g.flatten(1).pow(2).sum(1) for g in per_example.values()]).sum(0))
     scale = rho / (norms + _EPS)
     return {k: g * scale.view(-1, *[1] * (g.dim() - 1)) for k, g in per_example.items()}
 
@@ -126,7 +170,43 @@ def perturbations(per_example: dict[str, torch.Tensor], rho: float) -> dict[str,
 def sam_gradient(
     model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *, rho: float, variant: str = "1-sam"
 ) -> dict[str, torch.Tensor]:
-    """The mean over the batch of the per-example 1-SAM, L-SAM or J-SAM gradient, ``{name: tensor}``."""
+    """The mean over the batch of the per-example 1-SAM, L-SAM or J-SAM gradient, ``{name: tensor}``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Handles one example at a time (no BatchNorm in training mode).
+    inputs : tensor of shape (batch, ...)
+    targets : tensor of shape (batch,)
+        Class indices.
+    rho : float
+        The radius of each example's perturbation; 0 gives the plain gradient.
+    variant : {'1-sam', 'l-sam', 'j-sam'}
+        See the module docstring.
+
+    Returns
+    -------
+    dict of str to tensor
+        One gradient per parameter, shaped like it.
+
+    References
+    ----------
+    .. [1] C. Baek, J. Z. Kolter and A. Raghunathan, "Why is SAM Robust to Label Noise?", ICLR 2024,
+       arXiv:2405.03676.
+    .. [2] P. Foret, A. Kleiner, H. Mobahi and B. Neyshabur, "Sharpness-Aware Minimization for Efficiently
+       Improving Generalization", ICLR 2021, arXiv:2010.01412.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> model, x, y = torch.nn.Linear(3, 2), torch.randn(4, 3), torch.tensor([0, 1, 1, 0])
+    >>> grads = sam_gradient(model, x, y, rho=0.1, variant="j-sam")
+    >>> {name: tuple(g.shape) for name, g in grads.items()}
+    {'weight': (2, 3), 'bias': (2,)}
+    >>> torch.nn.functional.cross_entropy(model(x), y).backward()
+    >>> bool(torch.allclose(sam_gradient(model, x, y, rho=0.0)["weight"], model.weight.grad))  # rho = 0: SGD
+    True
+    """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}; got {variant!r}.")
     if rho < 0:
@@ -155,7 +235,18 @@ def sam_gradient(
 
 
 def set_gradients(model: torch.nn.Module, gradients: dict[str, torch.Tensor]) -> None:
-    """Write ``gradients`` into each parameter's ``.grad``, so that any optimiser can step with them."""
+    """Write ``gradients`` into each parameter's ``.grad``, so that any optimiser can step with them.
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> model, x, y = torch.nn.Linear(3, 2), torch.randn(4, 3), torch.tensor([0, 1, 1, 0])
+    >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> set_gradients(model, sam_gradient(model, x, y, rho=0.05))  # one 1-SAM step
+    >>> optimizer.step()
+    >>> model.weight.grad.shape
+    torch.Size([2, 3])
+    """
     for name, p in model.named_parameters():
         p.grad = gradients[name].detach().clone()
 
@@ -163,14 +254,47 @@ def set_gradients(model: torch.nn.Module, gradients: dict[str, torch.Tensor]) ->
 def head_penalty(
     features: torch.Tensor, head: torch.nn.Linear, *, lambda_w: float = 1e-2, lambda_f: float = 1e-2
 ) -> torch.Tensor:
-    """The explicit regulariser: ``lambda_w ||W_last||^2 + lambda_f mean_i ||phi(x_i)||^2`` (add it to the loss)."""
+    """The explicit regulariser: ``lambda_w ||W_last||^2 + lambda_f mean_i ||phi(x_i)||^2`` (add it to the loss).
+
+    Parameters
+    ----------
+    features : tensor of shape (batch, n_features)
+        The hidden features ``phi(x_i)`` that ``head`` maps to logits.
+    head : torch.nn.Linear
+        The last layer.
+    lambda_w, lambda_f : float
+        The weights of the two penalties.
+
+    References
+    ----------
+    .. [1] C. Baek, J. Z. Kolter and A. Raghunathan, "Why is SAM Robust to Label Noise?", ICLR 2024,
+       arXiv:2405.03676.
+
+    Examples
+    --------
+    >>> head = torch.nn.Linear(3, 2)
+    >>> _ = head.weight.data.fill_(0.5)  # ||W||^2 = 6 * 0.25
+    >>> penalty = head_penalty(torch.ones(4, 3), head, lambda_w=0.01, lambda_f=0.01)  # 0.01 * 1.5 + 0.01 * 3
+    >>> round(penalty.item(), 4), penalty.requires_grad  # differentiable: add it to the loss
+    (0.045, True)
+    """
     return lambda_w * head.weight.pow(2).sum() + lambda_f * features.pow(2).sum(dim=1).mean()
 
 
 def fit_fractions(
     model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, noisy: torch.Tensor
 ) -> tuple[float, float]:
-    """The fraction of clean training examples the model fits, and of noisy ones (their wrong label)."""
+    """The fraction of clean training examples the model fits, and of noisy ones (their wrong label).
+
+    Examples
+    --------
+    >>> model = torch.nn.Linear(2, 2)
+    >>> with torch.no_grad():  # predicts the larger input
+    ...     _ = model.weight.copy_(torch.eye(2)), model.bias.zero_()
+    >>> inputs, labels = torch.eye(2).repeat(2, 1), torch.tensor([0, 1, 1, 0])
+    >>> fit_fractions(model, inputs, labels, noisy=torch.tensor([False, False, True, True]))  # noisy: flipped labels
+    (1.0, 0.0)
+    """
     with torch.no_grad():
         fit = model(inputs).argmax(dim=1) == labels
     return float(fit[~noisy].float().mean()), float(fit[noisy].float().mean()) if noisy.any() else float("nan")
@@ -181,6 +305,14 @@ def logit_weights(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.T
 
     Their ratio is how much 1-SAM's logit half re-weights the example (in logistic regression,
     ``sigma(-m + rho ||x||) / sigma(-m)``, largest for examples that are already fit).
+
+    Examples
+    --------
+    >>> _ = torch.manual_seed(0)
+    >>> model, x, y = torch.nn.Linear(3, 2), torch.randn(4, 3), torch.tensor([0, 1, 1, 0])
+    >>> weights = logit_weights(model, x, y, rho=0.1)
+    >>> weights.shape, bool((weights > 0).all())
+    (torch.Size([4, 2]), True)
     """
     params, buffers = _params(model)
     g = vmap(grad(_loss(model, buffers)), in_dims=(None, 0, 0))(params, inputs, targets)

@@ -51,7 +51,7 @@ def run(
     tasks = [(dataset, noise, seed, method, epochs, max_train)
              for dataset, noise in settings for method in METHODS for seed in seeds]  # fmt: skip
     trained = dict(zip(tasks, _run_tasks(tasks, jobs, progress)))
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for dataset, noise in settings:
         runs = {m: [trained[(dataset, noise, seed, m, epochs, max_train)] for seed in seeds] for m in METHODS}
         results[f"{dataset}-{int(100 * noise)}"] = {
@@ -61,7 +61,7 @@ def run(
             "methods": {m: _summarise(rs) for m, rs in runs.items()},
         }
     headline = next(iter(results.values()))
-    out = {
+    out: dict[str, Any] = {
         "methods": {
             m: {"best_acc": v["best_acc"], "final_acc": v["final_acc"]} for m, v in headline["methods"].items()
         },
