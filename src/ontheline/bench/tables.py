@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ontheline._io import printable
+from ontheline.agreement import MIN_DISTINCT_PAIRS
 from ontheline.bench.score import ZOOS, mean_finite, quality, summarise
 from ontheline.bench.suite import BenchmarkResult
 
@@ -31,7 +32,7 @@ def trust_table(result: BenchmarkResult, zoo: str = "all") -> tuple[list[str], l
     scores = result.select(zoo)
     rows = []
     for label, chosen in (
-        (f"trusted (R² >= {result.min_r2})", [s for s in scores if s.trusted]),
+        (f"trusted (agreement R² >= {result.min_r2})", [s for s in scores if s.trusted]),
         ("flagged", [s for s in scores if not s.trusted]),
         ("all", scores),
     ):
@@ -103,12 +104,12 @@ def quality_lines(result: BenchmarkResult) -> list[str]:
         good, bad = q["trusted_shifts"], q["flagged_failures"]
         if good["n_shifts"]:
             lines.append(
-                f"{zoo}: on the {good['n_shifts']} shifts with R² >= {result.min_r2}, ALine-D MAE "
+                f"{zoo}: on the {good['n_shifts']} trusted shifts (R² >= {result.min_r2}), ALine-D MAE "
                 f"{good['aline_d_mae']:.2f} vs ATC-MC {good['atc_mc_mae']:.2f} points "
                 f"(goal <= 1.5 and below ATC: {'met' if good['met'] else 'not met'})."
             )
         else:
-            lines.append(f"{zoo}: no shift reached R² >= {result.min_r2}.")
+            lines.append(f"{zoo}: no shift was trusted (R² >= {result.min_r2}).")
         if bad["n_shifts"]:
             lines.append(
                 f"{zoo}: ALine-D is off by more than 5 points on {bad['n_shifts']} shifts; R² flagged "
@@ -157,7 +158,8 @@ def results_markdown(result: BenchmarkResult, command: str, date: str) -> str:
         f"Produced by `{command}` on {date}; {models}; {len(result.select('all'))} shifts; "
         f"{result.seconds:.0f} s{' with every prediction read from the store' if result.from_store else ''}.",
         "Mean absolute error in accuracy points; `oracle` is the accuracy line fitted with the OOD labels. "
-        f"A shift is trusted when the agreement line's R² >= {result.min_r2}.",
+        f"A shift is trusted when the agreement line's R² >= {result.min_r2}, over at least "
+        f"{MIN_DISTINCT_PAIRS} distinct pairs whose ID agreements spread beyond their sampling noise (docs/trust.md).",
         "",
         "## Quality goals",
         "",
