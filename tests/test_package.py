@@ -39,3 +39,39 @@ def test_evaluate_runs_every_method_and_scores_them_against_labels():
     for method, mae in evaluation.mae().items():
         assert mae == pytest.approx(100 * np.abs(evaluation.results[method].ood_accuracy - truth).mean())  # points
     json.dumps(evaluation.to_dict())  # JSON-ready
+
+
+def test_the_product_never_imports_the_research_wing():
+    import ast
+    from pathlib import Path
+
+    package = Path(otl.__file__).parent
+    offenders = []
+    for path in package.rglob("*.py"):
+        part = path.relative_to(package).parts[0]
+        if part in ("research", "cli"):  # the wing itself; the command line is a face over both
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path.relative_to(package)}: {n}" for n in names if n.startswith("ontheline.research")]
+    assert offenders == []
+
+
+def test_a_missing_optional_package_names_the_extra_that_brings_it(monkeypatch):
+    import builtins
+
+    from ontheline._optional import extra
+
+    real_import = builtins.__import__
+
+    def without_torch(name, *args, **kwargs):
+        if name.split(".")[0] == "torch":
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_torch)
+    message = r"comes with the 'torch' extra: pip install 'ontheline\[torch\]'"
+    with pytest.raises(ImportError, match=message), extra("torch"):
+        import torch  # noqa: F401
