@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ontheline._optional import extra
-from ontheline.research.mcr2.objectives import class_moments
+from ontheline.research.mcr2.rates import class_moments
 
 with extra("torch"):
     import torch
