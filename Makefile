@@ -13,11 +13,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
-	$(PIP) -e ".[bench,torch,store]"
+	$(PIP) -e ".[bench,torch,store,ot]"
 	touch $(DEMO_STAMP)
 
 $(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(PIP) -e ".[dev,bench,torch,store,dask,onnx,safetensors,hf,plot,rl]"
+	$(PIP) -e ".[dev,bench,torch,store,ot,dask,onnx,safetensors,hf,plot,rl]"
 	touch $(TEST_STAMP) $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)

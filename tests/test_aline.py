@@ -254,3 +254,16 @@ def test_bootstrap_resamples_without_a_line_are_counted_and_flag_the_result():
     count = int(failed[0].split()[0])
     assert (count > 10) == any("bootstrap resamples could not fit" in f for f in result.flags)
     assert ((result.interval[:, 0] <= result.ood_accuracy) & (result.ood_accuracy <= result.interval[:, 1])).all()
+
+
+def test_a_falling_agreement_line_is_not_trusted_however_straight():
+    line = otl.AgreementLine(-0.44, 0.1, r2=0.96, n_pairs=6, n_distinct=6, spread=1.12)
+    assert line.trust_issues(0.95) == (
+        "the agreement line falls (slope -0.44): pairs that agree more on ID agree less on OOD, "
+        "which no shift shared by the zoo produces",
+    )
+
+
+def test_a_line_whose_spread_is_unknown_is_not_trusted():
+    line = otl.AgreementLine(1.0, 0.0, r2=0.99, n_pairs=28, n_distinct=28, spread=float("nan"))
+    assert any("spread against their sampling noise is unknown" in issue for issue in line.trust_issues(0.95))

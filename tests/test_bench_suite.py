@@ -229,3 +229,27 @@ def test_the_labels_made_without_images_are_those_of_the_evaluation_sets():
     assert list(labels) == list(sets)
     for name, split in sets.items():
         np.testing.assert_array_equal(labels[name], split.labels)
+
+
+def test_the_results_carry_the_settings_and_the_raw_baselines_as_an_ablation(tiny):
+    from ontheline.bench import tables
+    from ontheline.estimators import CALIBRATABLE
+
+    result = tiny.to_dict()
+    assert set(result["settings"]) == set(otl.METHODS)
+    assert all(result["settings"][m]["calibrate"] is True for m in CALIBRATABLE)
+    ablation = result["ablation"]
+    assert ablation["calibrate"] is False and set(ablation["mae"]["all"]) == {*CALIBRATABLE, "oracle"}
+    assert len(ablation["shifts"]) == len(tiny.select("all"))
+    header, rows = tables.ablation_table(tiny)
+    assert [(r[0], r[1]) for r in rows] == [(m, c) for m in CALIBRATABLE for c in (True, False)]
+    assert "## Ablation" in tables.results_markdown(tiny, "ontheline bench --config tiny", "2026-12-01")
+
+
+def test_the_quality_goal_compares_aline_d_with_the_strongest_baseline():
+    scores = [_score("gaussian_noise", 0.99, 1.0, 2.0), _score("rotate", 0.97, 1.2, 0.5)]
+    for s in scores:  # a second baseline, better than ATC-MC on these shifts
+        s.estimates["cot"] = s.ood_accuracy + 0.003
+    good = quality(scores)["trusted_shifts"]
+    assert good["baselines_mae"] == pytest.approx({"atc-mc": 1.25, "cot": 0.3})
+    assert good["best_baseline"] == "cot" and good["met"] is False  # ALine-D (1.1) is not below COT (0.3)

@@ -106,6 +106,26 @@ def test_a_plain_value_error_deep_inside_estimate_is_a_bug_not_bad_input(capsys,
     assert_bug_line(code, err, "ValueError: no ranking")
 
 
+def test_a_plain_value_error_inside_an_estimator_is_a_bug_not_bad_input(capsys, monkeypatch, files):
+    from ontheline.estimators import aline
+
+    # A broadcasting slip in the ALine-D solve: numpy raises ValueError, which is no input check.
+    monkeypatch.setattr(aline.ALineD, "point", staticmethod(raising(ValueError("operands could not be broadcast"))))
+    code, out, err = estimate(capsys, files)
+    assert out == ""
+    assert_bug_line(code, err, "ValueError: operands could not be broadcast")
+
+
+def test_an_os_error_without_a_file_is_not_blamed_on_the_store(capsys, monkeypatch, tmp_path):
+    import errno
+
+    from ontheline.bench import suite
+
+    monkeypatch.setattr(suite, "zoo_predictions", raising(OSError(errno.EMFILE, "Too many open files")))
+    code, _, err = run(capsys, "demo", "--config", "tiny", "--store", tmp_path / "store", "--out", tmp_path / "out")
+    assert_bug_line(code, err, "OSError: [Errno 24] Too many open files")
+
+
 def test_a_plain_value_error_deep_inside_passk_is_a_bug_not_bad_input(capsys, monkeypatch, tmp_path):
     import ontheline.research.passk
 

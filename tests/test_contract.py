@@ -61,7 +61,8 @@ def test_permuting_samples_changes_no_estimate(name):
     id_order, ood_order = rng.permutation(600), rng.permutation(600)
     base = make(name).fit(ZOO[0], ZOO[1]).estimate(ZOO[2])
     permuted = make(name).fit(ZOO[0][:, id_order], ZOO[1][id_order]).estimate(ZOO[2][:, ood_order])
-    np.testing.assert_allclose(permuted.ood_accuracy, base.ood_accuracy, rtol=1e-12, atol=1e-12)
+    # The temperature is a numerical optimum: sums over permuted samples move it by ~1e-11.
+    np.testing.assert_allclose(permuted.ood_accuracy, base.ood_accuracy, rtol=0, atol=1e-9)
 
 
 def test_permuting_models_permutes_the_result(name):
@@ -121,10 +122,12 @@ def test_label_only_input_is_refused_by_methods_that_need_probabilities():
 SETTINGS = {
     "aline-d": {"n_bootstrap": 20, "confidence": 0.8, "keep": (0.02, 0.99), "random_state": 3},
     "aline-s": {"n_bootstrap": 20, "n_groups": 8, "min_r2": 0.9},
-    "atc-mc": {"calibrate": True},
-    "atc-ne": {"calibrate": True},
-    "doc": {"calibrate": True},
-    "ac": {"calibrate": True},
+    "atc-mc": {"calibrate": False},
+    "atc-ne": {"calibrate": False},
+    "doc": {"calibrate": False},
+    "ac": {"calibrate": False},
+    "cot": {"calibrate": False, "min_r2": 0.9},
+    "cott": {"calibrate": False},
     "gde": {"keep": (0.1, 0.95)},
 }
 
@@ -188,9 +191,9 @@ def test_a_pickle_round_trip_gives_identical_estimates(name, build):
 def test_non_default_settings_change_the_estimates_where_they_should(name):
     default, custom = make(name).fit(ZOO[0], ZOO[1]), configured(name).fit(ZOO[0], ZOO[1])
     a, b = default.estimate(ZOO[2]), custom.estimate(ZOO[2])
-    if name in ("atc-mc", "atc-ne", "doc", "ac"):  # calibration moves the confidences
+    if name in ("atc-mc", "atc-ne", "doc", "ac", "cot", "cott"):  # calibration moves the confidences
         assert not np.array_equal(a.ood_accuracy, b.ood_accuracy)
-        assert custom.temperatures_ is not None and default.temperatures_ is None
+        assert default.temperatures_ is not None and custom.temperatures_ is None
     if name.startswith("aline"):  # another bootstrap: other intervals
         assert not np.array_equal(a.interval, b.interval)
 
@@ -216,3 +219,12 @@ def test_every_method_is_named_by_its_registry_name_on_the_class_and_the_instanc
     atc.score = "entropy"
     with pytest.raises(ValueError, match="The 'score' parameter of ATC must be one of"):
         atc.name  # noqa: B018 - reading the name checks the variant
+
+
+def test_a_hyperparameter_changed_after_fit_asks_for_a_refit(name):
+    estimator = configured(name).fit(ZOO[0], ZOO[1])
+    parameter, value = next(iter(SETTINGS[name].items()))
+    setattr(estimator, parameter, make(name).get_params()[parameter])  # back to the default: not what was fitted
+    with pytest.raises(ValueError, match=f"{type(estimator).__name__}'s {parameter} changed after fit .* call fit again"):
+        estimator.estimate(ZOO[2])
+    estimator.fit(ZOO[0], ZOO[1]).estimate(ZOO[2])  # a refit takes the new value

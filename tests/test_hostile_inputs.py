@@ -296,3 +296,11 @@ def test_evaluate_skips_aline_d_with_the_reason_when_it_alone_cannot_run():
     evaluation = otl.evaluate(preds, truth, preds, methods=["aline-d", "gde"], keep=keep, n_bootstrap=0)
     assert "aline-d" in evaluation.skipped and "gde" in evaluation.results
     assert "--keep in the command line" in evaluation.skipped["aline-d"]
+
+
+def test_float16_rounding_is_accepted_but_rows_far_from_one_are_not_whatever_the_classes():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(1000), (2, 50))
+    otl.as_predictions(probs.astype(np.float16))  # rounding only: accepted
+    with pytest.raises(ValueError, match="these look like logits"):
+        otl.as_predictions((probs * 1.8).astype(np.float16))

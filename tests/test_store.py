@@ -489,3 +489,21 @@ def test_a_read_only_store_is_listed_and_inspected_by_a_reader_who_cannot_write_
         for folder, _, _ in os.walk(base):
             os.chmod(folder, 0o755)
         shutil.rmtree(base)
+
+
+def test_a_tmp_folder_linked_outside_the_store_is_never_cleaned_nor_written(tmp_path):
+    from ontheline.cli import main
+
+    store = Store(tmp_path / "store")
+    store.put(np.array([[0.9, 0.1], [0.2, 0.8]]), model="m", model_fingerprint="w", dataset="d", dataset_fingerprint="x")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep-me").write_text("precious")
+    shutil.rmtree(store.path / "tmp")
+    (store.path / "tmp").symlink_to(victim)
+    assert main(["store", "clean", "--store", str(store.path)]) == 2
+    with pytest.raises(StoreError, match="tmp/ folder leads outside it"):
+        store.clean()
+    with pytest.raises(StoreError, match="tmp/ folder leads outside it"):
+        store.put(np.array([[0.5, 0.5]]), model="m2", model_fingerprint="w2", dataset="d", dataset_fingerprint="y")
+    assert [p.name for p in victim.iterdir()] == ["keep-me"]

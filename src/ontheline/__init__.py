@@ -15,7 +15,7 @@ from ontheline._validation import (
     NotFittedError,
 )
 from ontheline.agreement import AgreementLine, accuracy, pairwise_agreement, probit
-from ontheline.estimators import AC, ATC, GDE, METHODS, ALineD, ALineS, DoC, EstimateResult, Estimator
+from ontheline.estimators import AC, ATC, COT, COTT, GDE, METHODS, ALineD, ALineS, DoC, EstimateResult, Estimator
 from ontheline.evaluate import RANKING_METHOD, Evaluation, RankedModel, evaluate, rank_models
 from ontheline.predictions import Predictions, as_predictions
 from ontheline.synthetic import make_line_zoo
@@ -29,6 +29,8 @@ __all__ = [
     "ALineD",
     "ALineS",
     "ATC",
+    "COT",
+    "COTT",
     "DoC",
     "EstimateResult",
     "EstimationError",

@@ -19,9 +19,14 @@ EXTRAS = {
     "transformers": "hf",
     "matplotlib": "plot",
     "pandas": "frame",
+    "ot": "ot",
     "gymnasium": "rl",
     "minigrid": "rl",
 }
+
+
+class MissingExtraError(ImportError):
+    """An optional package is not installed; the message names the extra that brings it."""
 
 
 @contextmanager
@@ -36,13 +41,13 @@ def extra(name: str) -> Iterator[None]:
     ...     import not_a_real_package_for_this_doctest
     Traceback (most recent call last):
     ...
-    ImportError: This needs not_a_real_package_for_this_doctest, which comes with the 'torch' extra: pip install 'ontheline[torch]'.
+    ontheline._optional.MissingExtraError: This needs not_a_real_package_for_this_doctest, which comes with the 'torch' extra: pip install 'ontheline[torch]'.
     """
     try:
         yield
     except ModuleNotFoundError as exc:
         missing = (exc.name or "").split(".")[0]
         wanted = EXTRAS.get(missing, name)
-        raise ImportError(
+        raise MissingExtraError(
             f"This needs {missing or 'a package'}, which comes with the '{wanted}' extra: pip install 'ontheline[{wanted}]'."
         ) from exc

@@ -91,7 +91,7 @@ class ModelFallbackWarning(UserWarning):
 def check_choice(owner: str, name: str, value: Any, choices: Collection[Any]) -> None:
     if value not in choices:
         shown = "{" + ", ".join(repr(c) for c in choices) + "}"
-        raise ValueError(f"The '{name}' parameter of {owner} must be one of {shown}. Got {value!r} instead.")
+        raise InputError(f"The '{name}' parameter of {owner} must be one of {shown}. Got {value!r} instead.")
 
 
 def check_number(
@@ -100,26 +100,26 @@ def check_number(
     kind = "an integer" if integer else "a number"
     ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
     if isinstance(value, bool) or not ok_type or not np.isfinite(value):
-        raise ValueError(f"The '{name}' parameter of {owner} must be {kind}. Got {value!r} instead.")
+        raise InputError(f"The '{name}' parameter of {owner} must be {kind}. Got {value!r} instead.")
     if (low is not None and value < low) or (high is not None and value > high):
         lo = "-inf" if low is None else low
         hi = "inf" if high is None else high
-        raise ValueError(f"The '{name}' parameter of {owner} must be in [{lo}, {hi}]. Got {value!r} instead.")
+        raise InputError(f"The '{name}' parameter of {owner} must be in [{lo}, {hi}]. Got {value!r} instead.")
 
 
 def check_interval(owner: str, name: str, value: Any) -> tuple[float, float]:
     try:
         low, high = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(
+        raise InputError(
             f"The '{name}' parameter of {owner} must be a pair (low, high). Got {value!r} instead."
         ) from None
     if not 0.0 < low < high < 1.0:
-        raise ValueError(f"The '{name}' parameter of {owner} must satisfy 0 < low < high < 1. Got {value!r} instead.")
+        raise InputError(f"The '{name}' parameter of {owner} must satisfy 0 < low < high < 1. Got {value!r} instead.")
     return low, high
 
 
 def check_finite(name: str, array: np.ndarray) -> None:
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
-        raise ValueError(f"{name} contains {bad} NaN or infinite values; remove or repair those samples first.")
+        raise InputError(f"{name} contains {bad} NaN or infinite values; remove or repair those samples first.")

@@ -27,7 +27,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from ontheline._optional import extra
-from ontheline._validation import EstimationError
+from ontheline._validation import EstimationError, InputError
 from ontheline.predictions import Predictions, as_predictions, is_dask
 
 # 256 words of 64 samples: one row's planes stay in L1/L2 while every other row streams past.
@@ -64,10 +64,10 @@ def encode_labels(preds: Predictions, labels: Any, name: str) -> np.ndarray:
     """Check that ``labels`` has one entry per sample of ``preds`` and map it to class indices."""
     y = np.asarray(labels)
     if y.ndim != 1 or y.shape[0] != preds.n_samples:
-        raise ValueError(f"{name} must have one label per sample: expected shape ({preds.n_samples},), got {y.shape}.")
+        raise InputError(f"{name} must have one label per sample: expected shape ({preds.n_samples},), got {y.shape}.")
     if y.dtype.kind == "f":
         if not np.isfinite(y).all() or not np.all(y == np.round(y)):
-            raise ValueError(f"{name} must hold class labels; it has non-integer or non-finite values.")
+            raise InputError(f"{name} must hold class labels; it has non-integer or non-finite values.")
         y = y.astype(np.int64)
     default_classes = preds.classes == tuple(range(len(preds.classes)))
     if preds.probs is None and default_classes and y.dtype.kind in "iu" and y.size and y.min() >= 0:
@@ -279,10 +279,17 @@ class AgreementLine:
                 f"only {self.n_distinct} distinct pair agreements (of {self.n_pairs} kept pairs) define the line; "
                 f"trust needs at least {MIN_DISTINCT_PAIRS}"
             )
-        if self.spread < MIN_SPREAD:
+        if np.isnan(self.spread):
+            issues.append("the pairs' spread against their sampling noise is unknown (fit with n_id_samples=)")
+        elif self.spread < MIN_SPREAD:
             issues.append(
                 f"the pairs' ID agreements spread over {self.spread:.2f} sampling standard errors, so the line is "
                 f"drawn by noise; trust needs at least {MIN_SPREAD:g}"
+            )
+        if not self.slope > 0:
+            issues.append(
+                f"the agreement line falls (slope {self.slope:.2f}): pairs that agree more on ID agree less on OOD, "
+                "which no shift shared by the zoo produces"
             )
         return tuple(issues)
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ontheline._optional import MissingExtraError
 from ontheline._validation import EstimationError, check_choice
 from ontheline.agreement import DEFAULT_KEEP, DEFAULT_MIN_R2, AgreementLine, encode_labels
 from ontheline.estimators import METHODS, EstimateResult, Estimator, make_estimator
@@ -112,22 +113,24 @@ class Evaluation:
     ood_accuracy: np.ndarray | None
     skipped: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def models(self) -> tuple[str, ...]:
-        return self._first.models
+        return self._ranked.models
 
     @property
     def line(self) -> AgreementLine | None:
-        return self._first.line
+        return self._ranked.line
 
     @property
     def trusted(self) -> bool:
-        return self._first.trusted
+        """Whether the ranking method's result can be trusted (its agreement line, and its own flags)."""
+        return self._ranked.trusted
 
     @property
-    def _first(self) -> EstimateResult:
-        return next(iter(self.results.values()))
+    def _ranked(self) -> EstimateResult:
+        return self.results[self.ranking_method]
 
     @property
     def ranking_method(self) -> str:
@@ -139,7 +142,7 @@ class Evaluation:
 
     def trust_message(self) -> str:
         """One paragraph that says whether agreement-on-the-line holds here and what follows for the estimates."""
-        issues = self._first.trust_issues
+        issues = self._ranked.trust_issues
         line = self.line
         if line is None:
             return (
@@ -152,7 +155,7 @@ class Evaluation:
         )
         if not issues:
             return (
-                f"Agreement line: {stats}. Agreement-on-the-line holds (R² >= {self._first.min_r2}): "
+                f"Agreement line: {stats}. Agreement-on-the-line holds (R² >= {self._ranked.min_r2}): "
                 "the ALine estimates can be trusted."
             )
         return (
@@ -185,7 +188,7 @@ class Evaluation:
             estimates = {m: float(r.ood_accuracy[i]) for m, r in self.results.items()}
             entry: dict[str, Any] = {
                 "name": name,
-                "id_accuracy": float(self._first.id_accuracy[i]),
+                "id_accuracy": float(self._ranked.id_accuracy[i]),
                 "estimates": estimates,
                 "intervals": {
                     m: [float(v) for v in r.interval[i]] for m, r in self.results.items() if r.interval is not None
@@ -201,13 +204,15 @@ class Evaluation:
             "models": models,
             "agreement_line": None if line is None else line.to_dict(),
             "trusted": self.trusted,
-            "trust_issues": list(self._first.trust_issues),
-            "min_r2": self._first.min_r2,
+            "trust_issues": list(self._ranked.trust_issues),
+            "min_r2": self._ranked.min_r2,
             "methods": list(self.results),
             "ranked_by": self.ranking_method,
             "mae": self.mae() or None,
             "skipped": self.skipped,
             "warnings": list(self.warnings),
+            "notes": {m: list(r.notes) for m, r in self.results.items() if r.notes},
+            "settings": {m: _json_settings(p) for m, p in self.settings.items()},
         }
 
 
@@ -247,6 +252,8 @@ def fit_methods(
     min_r2: float = DEFAULT_MIN_R2,
     n_bootstrap: int = 200,
     keep: tuple[float, float] = DEFAULT_KEEP,
+    calibrate: bool = True,
+    on_failure: OnFailure = "skip",
 ) -> FittedMethods:
     """Fit each method on labelled ID predictions; a method the zoo defeats (too few models, only
     labels where it needs probabilities) is skipped with the reason. Arguments as in :func:`evaluate`.
@@ -265,7 +272,8 @@ def fit_methods(
     ALineD(n_bootstrap=0, confidence=0.95, n_groups=32, random_state=0, keep=(0.05, 0.98), min_r2=0.95)
     """
     names = list(METHODS) if methods is None else list(dict.fromkeys(methods))
-    estimators = {name: make_estimator(name, min_r2=min_r2, n_bootstrap=n_bootstrap, keep=keep) for name in names}
+    settings = {"min_r2": min_r2, "n_bootstrap": n_bootstrap, "keep": keep, "calibrate": calibrate}
+    estimators = {name: make_estimator(name, **settings) for name in names}
     id_p = as_predictions(id_preds, name="id_preds")
     fitted, skipped = {}, {}
     for name, estimator in estimators.items():
@@ -274,7 +282,9 @@ def fit_methods(
             continue
         try:
             fitted[name] = estimator.fit(id_p, id_labels)
-        except EstimationError as exc:
+        except (EstimationError, MissingExtraError) as exc:  # this zoo, or this machine, defeats this method
+            if on_failure == "raise":
+                raise
             skipped[name] = str(exc)
     return FittedMethods(fitted, skipped, id_p)
 
@@ -319,6 +329,8 @@ def estimate_all(
     check_choice("estimate_all", "on_failure", on_failure, ("skip", "raise"))
     id_p = fitted.id_preds
     ood_p = as_predictions(ood_preds, models=None if _named(ood_preds) else id_p.models, name="ood_preds")
+    if ood_p.models != id_p.models and sorted(ood_p.models) == sorted(id_p.models):
+        ood_p = ood_p.select(id_p.models)  # once, so every method shares its agreement matrix
     results: dict[str, EstimateResult] = {}
     skipped = dict(fitted.skipped)
     with warnings.catch_warnings(record=True) as caught:
@@ -329,7 +341,7 @@ def estimate_all(
                 continue
             try:
                 results[name] = estimator.estimate(ood_p)
-            except EstimationError as exc:  # this zoo defeats this method here; the others may still run
+            except (EstimationError, MissingExtraError) as exc:  # this zoo defeats this method; others may run
                 if on_failure == "raise":
                     raise
                 skipped[name] = str(exc)
@@ -340,9 +352,9 @@ def estimate_all(
     messages = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
     truth = None
     if ood_labels is not None:
-        aligned = ood_p.select(id_p.models) if ood_p.models != id_p.models else ood_p
-        truth = np.asarray((aligned.labels == encode_labels(aligned, ood_labels, "ood_labels")).mean(axis=1))
-    return Evaluation(results, truth, skipped, messages)
+        truth = np.asarray((ood_p.labels == encode_labels(ood_p, ood_labels, "ood_labels")).mean(axis=1))
+    settings = {name: fitted.estimators[name].get_params() for name in results}
+    return Evaluation(results, truth, skipped, messages, settings)
 
 
 def evaluate(
@@ -355,6 +367,7 @@ def evaluate(
     min_r2: float = DEFAULT_MIN_R2,
     n_bootstrap: int = 200,
     keep: tuple[float, float] = DEFAULT_KEEP,
+    calibrate: bool = True,
     on_failure: OnFailure = "skip",
 ) -> Evaluation:
     """Fit every method on the ID data and estimate on the OOD data.
@@ -375,6 +388,9 @@ def evaluate(
         Resamples for the ALine intervals.
     keep : (float, float)
         The agreement filter: pairs whose ID and OOD agreement both lie in this range make the line.
+    calibrate : bool
+        Temperature-scale each model on the ID data before the confidence and transport
+        baselines (ATC, DoC, AC, COT, COTT) use its probabilities; False gives their raw variants.
     on_failure : {'skip', 'raise'}
         A method the zoo defeats (ALine-D with fewer than 3 models, or without a line) is
         skipped with its reason, or its error is raised.
@@ -391,8 +407,27 @@ def evaluate(
     >>> list(evaluation.results), evaluation.ranking()[0].rank
     (['aline-d', 'gde'], 1)
     """
-    fitted = fit_methods(id_preds, id_labels, methods=methods, min_r2=min_r2, n_bootstrap=n_bootstrap, keep=keep)
+    fitted = fit_methods(
+        id_preds, id_labels, methods=methods, min_r2=min_r2, n_bootstrap=n_bootstrap, keep=keep,
+        calibrate=calibrate, on_failure=on_failure,
+    )  # fmt: skip
     return estimate_all(fitted, ood_preds, ood_labels=ood_labels, on_failure=on_failure)
+
+
+def method_settings(methods: Sequence[str], **settings: Any) -> dict[str, dict[str, Any]]:
+    """Each method's hyperparameters, as JSON values, when made with ``settings`` (as :func:`fit_methods` does).
+
+    Examples
+    --------
+    >>> method_settings(["doc"], calibrate=False, n_bootstrap=0)
+    {'doc': {'calibrate': False, 'keep': [0.05, 0.98], 'min_r2': 0.95}}
+    """
+    return {m: _json_settings(make_estimator(m, **settings).get_params()) for m in methods}
+
+
+def _json_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """Hyperparameters as JSON values (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
 
 
 def _named(preds: Any) -> bool:
@@ -407,5 +442,6 @@ __all__ = [
     "estimate_all",
     "evaluate",
     "fit_methods",
+    "method_settings",
     "rank_models",
 ]

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy.special import softmax
 
-from ontheline._validation import check_finite
+from ontheline._validation import InputError, check_finite
 
 Kind = Literal["labels", "probs", "logits"]
 
@@ -126,26 +126,26 @@ def as_predictions(
         return _from_dask(preds, models, classes, kind, name)
     if isinstance(preds, Mapping):
         if models is not None:
-            raise ValueError(f"{name} is a mapping whose keys name the models; do not pass models= as well.")
+            raise InputError(f"{name} is a mapping whose keys name the models; do not pass models= as well.")
         models = [str(k) for k in preds]
         try:
             array = np.stack([np.asarray(v) for v in preds.values()]) if preds else np.empty((0, 0))
         except ValueError:
             shapes = sorted({np.shape(v) for v in preds.values()})
-            raise ValueError(
+            raise InputError(
                 f"{name} maps models to arrays of different shapes {shapes}; every model must predict the same samples."
             ) from None
     else:
         array = np.asarray(preds)
     if array.ndim not in (2, 3) or array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(
+        raise InputError(
             f"{name} must have shape (n_models, n_samples) for labels or (n_models, n_samples, n_classes) "
             f"for probabilities or logits, with at least one model and one sample. Got shape {array.shape}."
         )
     if kind is None:
         kind = "labels" if array.ndim == 2 else "probs"
     if kind not in ("labels", "probs", "logits"):
-        raise ValueError(f"The 'kind' parameter must be one of {{'labels', 'probs', 'logits'}}. Got {kind!r} instead.")
+        raise InputError(f"The 'kind' parameter must be one of {{'labels', 'probs', 'logits'}}. Got {kind!r} instead.")
     names = _model_names(models, array.shape[0], name)
     if kind == "labels":
         return _from_labels(array, names, classes, name)
@@ -163,7 +163,7 @@ def _from_dask(
     """Lazy predictions: samples stay chunked, every block holds all models, and values are
     checked block by block as they are computed (a bad block raises the same errors as eager input)."""
     if array.ndim not in (2, 3) or 0 in array.shape[:2]:
-        raise ValueError(
+        raise InputError(
             f"{name} must have shape (n_models, n_samples) for labels or (n_models, n_samples, n_classes) "
             f"for probabilities or logits. Got shape {array.shape}."
         )
@@ -171,37 +171,37 @@ def _from_dask(
     names = _model_names(models, array.shape[0], name)
     if kind == "labels":
         if array.ndim != 2 or array.dtype.kind not in "iu":
-            raise ValueError(
+            raise InputError(
                 f"{name}: a dask array of labels must hold class indices (n_models, n_samples) as integers, or "
                 f"probabilities (n_models, n_samples, n_classes); got shape {array.shape} and dtype {array.dtype}."
             )
         n_classes = len(classes) if classes is not None else _inferred_class_count(int(array.max().compute()), name)
         if classes is not None and tuple(classes) != tuple(range(n_classes)):
-            raise ValueError(f"{name}: a dask array of labels must hold indices 0..K-1; pass classes=range(K).")
+            raise InputError(f"{name}: a dask array of labels must hold indices 0..K-1; pass classes=range(K).")
         labels = array.rechunk({0: -1}).map_blocks(_checked_indices, n_classes, name, dtype=_index_dtype(n_classes))
         return Predictions(labels, None, names, tuple(range(n_classes)))
     if array.ndim != 3 or array.shape[2] < 2 or array.dtype.kind != "f":
-        raise ValueError(
+        raise InputError(
             f"{name} holds {kind}, so it must be a float array of shape (n_models, n_samples, n_classes) with "
             f"n_classes >= 2. Got shape {array.shape} and dtype {array.dtype}."
         )
     n_classes = array.shape[2]
     class_tuple = tuple(range(n_classes)) if classes is None else _class_tuple(classes)
     if len(class_tuple) != n_classes:
-        raise ValueError(f"{name} has {n_classes} class columns but {len(class_tuple)} classes were given.")
+        raise InputError(f"{name} has {n_classes} class columns but {len(class_tuple)} classes were given.")
     scores = array.rechunk({0: -1, 2: -1})
     dtype = np.result_type(scores.dtype, np.float32)
     if kind == "logits":
         probs = scores.map_blocks(_softmax_checked, name, dtype=dtype)
     else:
-        probs = scores.map_blocks(_checked_probs, name, dtype=dtype)
+        probs = scores.map_blocks(_normalised_probs, name, dtype=dtype)
     labels = probs.argmax(axis=-1).astype(_index_dtype(n_classes))
     return Predictions(labels, probs, names, class_tuple)
 
 
 def _checked_indices(block: np.ndarray, n_classes: int, name: str) -> np.ndarray:
     if block.size and (block.min() < 0 or block.max() >= n_classes):
-        raise ValueError(f"{name} has labels outside 0..{n_classes - 1}; pass classes=range(K) with every class.")
+        raise InputError(f"{name} has labels outside 0..{n_classes - 1}; pass classes=range(K) with every class.")
     return block.astype(_index_dtype(n_classes), copy=False)
 
 
@@ -210,23 +210,20 @@ def _softmax_checked(block: np.ndarray, name: str) -> np.ndarray:
     return np.asarray(softmax(block.astype(np.result_type(block.dtype, np.float32), copy=False), axis=-1))
 
 
-def _checked_probs(block: np.ndarray, name: str) -> np.ndarray:
-    return _normalised_probs(block, name)
-
-
 def _normalised_probs(array: np.ndarray, name: str) -> np.ndarray:
     """A new array (float32 at least) of ``array``'s rows clipped at 0 and renormalised; rows further
     than the tolerance from probabilities are refused with a hint (they are usually logits)."""
     check_finite(name, array)
-    # Each of K values stored in a low precision (float16) may be off by half its epsilon.
-    tolerance = max(_ROW_SUM_TOLERANCE, array.shape[-1] * float(np.finfo(np.result_type(array.dtype, np.float16)).eps))
+    # Values stored in a low precision (float16) are each off by at most half an epsilon of
+    # themselves, so a row's sum is off by at most half an epsilon in all: allow a few.
+    tolerance = max(_ROW_SUM_TOLERANCE, 4 * float(np.finfo(np.result_type(array.dtype, np.float16)).eps))
     array = array.astype(np.result_type(array.dtype, np.float32), copy=False)
     if array.size == 0:
         return array.copy()
     deviation = float(np.abs(array.sum(axis=-1) - 1.0).max())
     lowest = float(array.min())
     if deviation > tolerance or lowest < -tolerance:
-        raise ValueError(
+        raise InputError(
             f"{name} rows must be probabilities that sum to 1 (max deviation {deviation:.3g}, min value "
             f"{lowest:.3g}); these look like logits: pass them as logits, or apply softmax."
         )
@@ -239,28 +236,28 @@ def _model_names(models: Sequence[str] | None, n_models: int, name: str) -> tupl
     if models is None:
         return tuple(f"model_{i}" for i in range(n_models))
     if isinstance(models, (str, bytes)) or not isinstance(models, Iterable):
-        raise ValueError(
+        raise InputError(
             f"models must be a sequence of model names, one per model; got {type(models).__name__} {models!r:.60}. "
             "Pass a list, e.g. models=['a', 'b']."
         )
     names = tuple(str(m) for m in models)
     if len(names) != n_models:
-        raise ValueError(
+        raise InputError(
             f"{name} has {n_models} models but {len(names)} model names were given; pass one name per model."
         )
     if len(set(names)) != len(names):
         seen: set[str] = set()
         dupes = sorted({m for m in names if m in seen or seen.add(m)})  # type: ignore[func-returns-value]
-        raise ValueError(f"model names must be unique; {dupes} appear more than once.")
+        raise InputError(f"model names must be unique; {dupes} appear more than once.")
     return names
 
 
 def _from_labels(array: np.ndarray, models: tuple[str, ...], classes: Sequence[Any] | None, name: str) -> Predictions:
     if array.ndim != 2:
-        raise ValueError(f"{name} holds labels, so it must have shape (n_models, n_samples). Got shape {array.shape}.")
+        raise InputError(f"{name} holds labels, so it must have shape (n_models, n_samples). Got shape {array.shape}.")
     if array.dtype.kind == "f":
         if not np.isfinite(array).all() or not np.all(array == np.round(array)):
-            raise ValueError(
+            raise InputError(
                 f"{name} holds labels but has non-integer values; pass class labels, or probabilities with shape "
                 "(n_models, n_samples, n_classes)."
             )
@@ -268,7 +265,7 @@ def _from_labels(array: np.ndarray, models: tuple[str, ...], classes: Sequence[A
     if classes is None:
         if array.dtype.kind in "iu":
             if array.min() < 0:
-                raise ValueError(f"{name} has negative labels; pass classes= to say which labels exist.")
+                raise InputError(f"{name} has negative labels; pass classes= to say which labels exist.")
             class_tuple: tuple[Any, ...] = tuple(range(_inferred_class_count(int(array.max()), name)))
         else:
             class_tuple = tuple(np.unique(array).tolist())
@@ -280,7 +277,7 @@ def _from_labels(array: np.ndarray, models: tuple[str, ...], classes: Sequence[A
 def _inferred_class_count(max_label: int, name: str) -> int:
     """``max_label + 1``: the classes 0..max that integer labels imply, within a sane bound."""
     if max_label >= MAX_INFERRED_CLASSES:
-        raise ValueError(
+        raise InputError(
             f"{name} has the label {max_label}, so without classes= it would mean {max_label + 1:,} classes "
             f"(0..{max_label}); pass classes= with the labels that exist."
         )
@@ -290,23 +287,23 @@ def _inferred_class_count(max_label: int, name: str) -> int:
 def _class_tuple(classes: Any) -> tuple[Any, ...]:
     """``classes`` as a tuple of distinct, hashable, scalar labels (numpy scalars become Python ones)."""
     if isinstance(classes, (str, bytes)) or not isinstance(classes, Iterable):
-        raise ValueError(
+        raise InputError(
             f"classes must be a sequence of class labels; got {type(classes).__name__} {classes!r:.60}. "
             "Pass a list, e.g. classes=['cat', 'dog']."
         )
     values = tuple(c.item() if isinstance(c, np.generic) else c for c in classes)
     nested = [c for c in values if isinstance(c, (list, tuple, set, dict, np.ndarray))]
     if nested:
-        raise ValueError(
+        raise InputError(
             f"classes must be a flat sequence of class labels (strings or numbers); it holds {nested[0]!r:.40}. "
             "Pass one label per class, e.g. classes=[0, 1]."
         )
     try:
         distinct = len(set(values))
     except TypeError as exc:
-        raise ValueError(f"classes must hold hashable labels (strings or numbers); {exc}.") from None
+        raise InputError(f"classes must hold hashable labels (strings or numbers); {exc}.") from None
     if distinct != len(values):
-        raise ValueError(f"classes must be distinct; got {list(values)[:20]}.")
+        raise InputError(f"classes must be distinct; got {list(values)[:20]}.")
     return values
 
 
@@ -314,17 +311,17 @@ def _from_scores(
     array: np.ndarray, models: tuple[str, ...], classes: Sequence[Any] | None, kind: Kind, name: str
 ) -> Predictions:
     if array.ndim != 3 or array.shape[2] < 2:
-        raise ValueError(
+        raise InputError(
             f"{name} holds {kind}, so it must have shape (n_models, n_samples, n_classes) with n_classes >= 2. "
             f"Got shape {array.shape}."
         )
     if array.dtype.kind not in "fiu":
-        raise ValueError(f"{name} holds {kind} but has dtype {array.dtype}; pass a float array.")
+        raise InputError(f"{name} holds {kind} but has dtype {array.dtype}; pass a float array.")
     probs = _softmax_checked(array, name) if kind == "logits" else _normalised_probs(array, name)
     n_classes = array.shape[2]
     class_tuple = tuple(range(n_classes)) if classes is None else _class_tuple(classes)
     if len(class_tuple) != n_classes:
-        raise ValueError(
+        raise InputError(
             f"{name} has {n_classes} class columns but {len(class_tuple)} classes were given; pass one per column."
         )
     labels = probs.argmax(axis=-1).astype(_index_dtype(n_classes))
@@ -349,14 +346,14 @@ def _encode(values: np.ndarray, classes: tuple[Any, ...], name: str) -> np.ndarr
     try:
         pos = np.searchsorted(lookup, values, sorter=order)
     except TypeError:
-        raise ValueError(
+        raise InputError(
             f"{name} has labels of type {values.dtype} that cannot be compared with classes {list(classes)[:5]}."
         ) from None
     index = order[np.minimum(pos, len(order) - 1)]
     unknown = lookup[index] != values
     if np.any(unknown):
         shown = sorted({str(v) for v in np.asarray(values)[unknown].ravel()[:1000]})[:5]
-        raise ValueError(
+        raise InputError(
             f"{name} has labels {shown} that are not among classes {list(classes)[:20]}; pass the full class order as classes=."
         )
     return index.astype(_index_dtype(len(classes)))
@@ -381,7 +378,7 @@ def _encode_ints(values: np.ndarray, classes: tuple[Any, ...], name: str) -> np.
     index = table[values.astype(np.int64) - base]
     if np.any(index < 0):
         shown = np.unique(values[index < 0])[:5].tolist()
-        raise ValueError(
+        raise InputError(
             f"{name} has labels {shown} that are not among classes {list(classes)[:20]}; pass the full class order as classes=."
         )
     return index.astype(dtype)

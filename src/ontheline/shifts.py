@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.fft import dctn, idctn
 
-from ontheline._validation import check_choice, check_number
+from ontheline._validation import InputError, check_choice, check_number
 
 Corruption = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 
@@ -80,14 +80,14 @@ def corrupt(images: np.ndarray, kind: str, severity: int = 3, seed: int = 0) -> 
 def _check_images(images: np.ndarray) -> np.ndarray:
     x = np.asarray(images)
     if x.ndim not in (3, 4) or x.shape[0] == 0:
-        raise ValueError(
+        raise InputError(
             f"images must have shape (n_images, height, width) or (n_images, height, width, channels); got {x.shape}."
         )
     if x.dtype.kind not in "fiu":
-        raise ValueError(f"images must be numeric; got dtype {x.dtype}.")
+        raise InputError(f"images must be numeric; got dtype {x.dtype}.")
     x = x.astype(np.float64)
     if x.min() < 0 or x.max() > 1:
-        raise ValueError(
+        raise InputError(
             f"images must have values in [0, 1]; got [{x.min():.3g}, {x.max():.3g}]. Divide by the maximum value first "
             "(for example digits.images / 16 or mnist / 255)."
         )

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ontheline._optional import extra
-from ontheline._validation import check_choice, check_number
+from ontheline._validation import InputError, check_choice, check_number
 
 #: The adaptation methods, by the name :class:`AdaptConfig` takes (see the module docstring).
 METHODS = ("bn", "tent", "eta", "shot-im")
@@ -165,7 +165,7 @@ class Adapted:
             return [p for m in self._norms for p in (m.weight, m.bias) if p is not None]
         heads = [m for m in self.model.modules() if isinstance(m, torch.nn.Linear)]
         if not heads:
-            raise ValueError(
+            raise InputError(
                 "shot-im adapts every layer but the classifier head, the last nn.Linear; the model has none."
             )
         head = {id(p) for p in heads[-1].parameters()}

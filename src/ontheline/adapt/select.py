@@ -43,10 +43,21 @@ class Candidate:
     def label(self) -> str:
         return "none" if self.config is None else self.config.label
 
+    @property
+    def trust_issues(self) -> tuple[str, ...]:
+        """Why this candidate's estimates cannot be trusted (see :attr:`~ontheline.EstimateResult.trust_issues`)."""
+        if self.evaluation is None:
+            return ("no agreement line",)
+        return self.evaluation.results[self.evaluation.ranking_method].trust_issues
+
 
 @dataclass(frozen=True)
 class AdaptationChoice:
     """Every candidate, and the one with the highest estimated mean OOD accuracy (chosen without labels).
+
+    Candidates whose agreement line can be trusted come first: an adaptation that collapses the
+    zoo into near-identical models has an untrustworthy line, however high its estimate. Only
+    when no candidate is trusted is the best untrusted one chosen, and ``chosen_trusted`` says so.
 
     Examples
     --------
@@ -63,11 +74,15 @@ class AdaptationChoice:
 
     @property
     def best(self) -> Candidate:
-        """The chosen candidate; one whose zoo had no agreement line (NaN estimate) is never chosen."""
+        """The chosen candidate: the highest estimate among the trusted ones (among all when none is);
+        one whose zoo had no agreement line (NaN estimate) is never chosen."""
         usable = [c for c in self.candidates if np.isfinite(c.estimated_accuracy)]
         if not usable:
-            raise ValueError("No adaptation gave the zoo an agreement line; nothing can be chosen without labels.")
-        return max(usable, key=lambda c: c.estimated_accuracy)
+            raise EstimationError(
+                "No adaptation gave the zoo an agreement line; nothing can be chosen without labels."
+            )
+        trusted = [c for c in usable if not c.trust_issues]
+        return max(trusted or usable, key=lambda c: c.estimated_accuracy)
 
     @property
     def best_with_labels(self) -> Candidate | None:
@@ -80,6 +95,7 @@ class AdaptationChoice:
         oracle = self.best_with_labels
         return {
             "chosen": self.best.label,
+            "chosen_trusted": not self.best.trust_issues,
             "chosen_with_labels": None if oracle is None else oracle.label,
             "regret": None if oracle is None else oracle.true_accuracy - self.best.true_accuracy,
             "candidates": [
@@ -87,6 +103,7 @@ class AdaptationChoice:
                     "label": c.label,
                     "estimated_accuracy": c.estimated_accuracy,
                     "agreement_r2": c.agreement_r2,
+                    "trust_issues": list(c.trust_issues),
                     "true_accuracy": None if np.isnan(c.true_accuracy) else c.true_accuracy,
                 }
                 for c in self.candidates

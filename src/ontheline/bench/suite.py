@@ -20,8 +20,9 @@ from ontheline._validation import check_choice, check_number
 from ontheline.adapt import AdaptConfig
 from ontheline.bench.config import CONFIGS, BenchConfig
 from ontheline.bench.predict import zoo_predictions
-from ontheline.bench.score import ZOOS, ShiftScore, quality, score, summarise
-from ontheline.estimators import METHODS
+from ontheline.bench.score import ZOOS, ShiftScore, group_mae, quality, score, summarise
+from ontheline.estimators import CALIBRATABLE, METHODS
+from ontheline.evaluate import method_settings
 from ontheline.store import Store
 
 
@@ -36,6 +37,16 @@ class BenchmarkResult:
     seconds: float
     min_r2: float
     adapt: AdaptConfig | None = None
+    calibrate: bool = True
+    #: The calibratable baselines scored again with the other ``calibrate`` setting: the ablation.
+    ablation: tuple[ShiftScore, ...] = ()
+
+    @property
+    def settings(self) -> dict[str, dict[str, Any]]:
+        """Every method's hyperparameters in this run (``n_bootstrap`` 0: the benchmark scores point estimates)."""
+        return method_settings(
+            [m for m in self.methods if m in METHODS], min_r2=self.min_r2, n_bootstrap=0, calibrate=self.calibrate
+        )
 
     @cached_property
     def summary(self) -> dict[str, Any]:
@@ -78,6 +89,18 @@ class BenchmarkResult:
             "quality": {zoo: quality(self.select(zoo)) for zoo in ZOOS if self.select(zoo)},
             "from_store": self.from_store,
             "seconds": round(self.seconds, 1),
+            "settings": self.settings,
+            "ablation": self._ablation_dict(),
+        }
+
+    def _ablation_dict(self) -> dict[str, Any] | None:
+        if not self.ablation:
+            return None
+        raw = [s for s in self.ablation if s.zoo == "all"]
+        return {
+            "calibrate": not self.calibrate,
+            "mae": group_mae(raw),
+            "shifts": [{"name": s.shift.name, "dataset": s.shift.dataset, "mae": s.to_dict()["mae"]} for s in raw],
         }
 
 
@@ -89,6 +112,7 @@ def run_benchmark(
     min_r2: float = 0.95,
     progress: Progress | None = None,
     adapt: AdaptConfig | None = None,
+    calibrate: bool = True,
 ) -> BenchmarkResult:
     """Train (or read from the store) each dataset's zoo and score every estimator on every shift.
 
@@ -107,6 +131,9 @@ def run_benchmark(
         Called as ``progress(message, done, total)`` while models train.
     adapt : AdaptConfig, optional
         Score the zoo's networks adapted at test time (:mod:`ontheline.adapt`) instead.
+    calibrate : bool
+        Temperature-scale each model on ID validation before the confidence and transport
+        baselines; their other setting is scored too, as the ablation.
     """
     check_choice("run_benchmark", "config", config, CONFIGS)
     check_number("run_benchmark", "jobs", jobs, low=1, integer=True)
@@ -114,6 +141,7 @@ def run_benchmark(
     spec = CONFIGS[config]
     start = time.perf_counter()
     scores: list[ShiftScore] = []
+    ablation: list[ShiftScore] = []
     n_models, from_store = {}, True
     for dataset in spec.datasets:
         preds, hit = zoo_predictions(spec, dataset, store=store, jobs=jobs, progress=progress, adapt=adapt)
@@ -121,6 +149,9 @@ def run_benchmark(
         n_models[dataset] = len(preds.models)
         if progress:
             progress(f"{dataset}: scoring {len(METHODS)} methods", 0, 0)
-        scores += score(preds, spec.shifts(dataset), min_r2=min_r2)
+        scores += score(preds, spec.shifts(dataset), min_r2=min_r2, calibrate=calibrate)
+        ablation += score(preds, spec.shifts(dataset), min_r2=min_r2, methods=CALIBRATABLE, calibrate=not calibrate)
     seconds = time.perf_counter() - start
-    return BenchmarkResult(spec, tuple(scores), n_models, from_store, seconds, min_r2, adapt)
+    return BenchmarkResult(
+        spec, tuple(scores), n_models, from_store, seconds, min_r2, adapt, calibrate, tuple(ablation)
+    )

@@ -11,6 +11,7 @@ the traceback instead).
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -152,11 +153,15 @@ def writing(flag: str, path: str | os.PathLike[str]) -> Iterator[None]:
         ) from exc
 
 
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
 def is_about(exc: OSError, path: str | os.PathLike[str]) -> bool:
-    """Whether ``exc`` concerns ``path``: no file named, or ``path`` itself, something under it,
-    one of its folders (made on the way) or beside it (an atomic write's temporary file)."""
+    """Whether ``exc`` concerns ``path``: ``path`` itself, something under it, one of its folders
+    (made on the way) or beside it (an atomic write's temporary file); or no file named and a
+    failure that only writing meets (a full disk, a read-only file system, a refused permission)."""
     if exc.filename is None or isinstance(exc.filename, int):
-        return True
+        return exc.errno in _WRITE_ERRNOS
     name, target = Path(os.fsdecode(exc.filename)).absolute(), Path(path).absolute()
     return name == target or target in name.parents or name in target.parents or name.parent == target.parent
 

@@ -73,9 +73,8 @@ def run_adapt(args: argparse.Namespace) -> None:
         _check_runs(models[0], x, flag, path)
     grid = _grid(args)
     store = Store(args.store)
-    # The models, inputs and labels are the user's: a ValueError from the choice is about them
-    # (labels that do not fit, no adaptation with an agreement line).
-    with writing("--store", store.path), data_errors("--id/--ood"):
+    # Labels that do not fit raise InputError, a zoo no adaptation gives a line EstimationError.
+    with writing("--store", store.path):
         choice = select_adaptation(
             models, Dataset("id", id_x), id_y, Dataset("ood", ood_x), grid, ood_labels=ood_y,
             store=store, min_r2=args.min_r2, progress=ConsoleProgress(),
@@ -84,14 +83,20 @@ def run_adapt(args: argparse.Namespace) -> None:
     if args.format == "json":
         print(to_json(choice.to_dict()), end="")
         return
-    header = ["adaptation", "estimated OOD acc", "agreement R²"] + (["true OOD acc"] if ood_y is not None else [])
+    header = ["adaptation", "estimated OOD acc", "agreement R²", "trusted"]
+    header += ["true OOD acc"] if ood_y is not None else []
     rows = [
-        [c.label, pct(c.estimated_accuracy), f"{c.agreement_r2:.3f}"]
+        [c.label, pct(c.estimated_accuracy), f"{c.agreement_r2:.3f}", not c.trust_issues]
         + ([pct(c.true_accuracy)] if ood_y is not None else [])
         for c in choice.candidates
     ]
     print(table(header, rows))
-    print(f"\nChosen without labels: {best.label} (highest ALine-D estimated mean OOD accuracy).")
+    if best.trust_issues:
+        print(f"\nChosen without labels: {best.label}, the highest ALine-D estimated mean OOD accuracy; but no")
+        print(f"candidate's agreement line can be trusted ({'; '.join(best.trust_issues)}), so check it with labels.")
+    else:
+        print(f"\nChosen without labels: {best.label} (the highest ALine-D estimated mean OOD accuracy of the")
+        print("candidates whose agreement line can be trusted).")
     if choice.best_with_labels is not None:
         print(f"With the OOD labels the best is {choice.best_with_labels.label}.")
 

@@ -43,6 +43,10 @@ def register(sub: Any) -> None:
         bench.add_argument("--adapt-steps", type=positive_int, default=1, help="adaptation steps per batch")
         bench.add_argument("--adapt-batch-size", type=positive_int, default=128, help="test batch size")
         bench.add_argument("--min-r2", type=unit_float, default=0.95, help="trust threshold on the agreement line's R²")
+        bench.add_argument(
+            "--no-calibrate", dest="calibrate", action="store_false",
+            help="score the raw confidence and transport baselines (default: temperature-scaled on ID validation)",
+        )  # fmt: skip
         bench.set_defaults(run=run_bench)
 
 
@@ -66,7 +70,13 @@ def run_bench(args: argparse.Namespace) -> None:
     store = Store(args.store)
     with writing("--store", store.path):
         result = run_benchmark(
-            args.config, store=store, jobs=args.jobs, min_r2=args.min_r2, progress=ConsoleProgress(), adapt=adapt
+            args.config,
+            store=store,
+            jobs=args.jobs,
+            min_r2=args.min_r2,
+            progress=ConsoleProgress(),
+            adapt=adapt,
+            calibrate=args.calibrate,
         )
     if result.from_store:
         print(f"Every prediction was read from the store at {store.path}: no training, no inference.", file=sys.stderr)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +18,7 @@ from ontheline.cli._common import (
     non_negative_int,
     open_unit_float,
     pct,
+    to_json,
     unit_float,
     writing,
 )
@@ -47,6 +47,10 @@ def register(sub: Any) -> None:
         "--keep", nargs=2, type=open_unit_float, default=[0.05, 0.98], metavar=("LOW", "HIGH"),
         help="the agreement filter: pairs with ID and OOD agreement in [LOW, HIGH] make the line (default 0.05 0.98)",
     )  # fmt: skip
+    common.add_argument(
+        "--no-calibrate", dest="calibrate", action="store_false",
+        help="the raw confidence and transport baselines (default: temperature-scaled on the ID data)",
+    )  # fmt: skip
     common.add_argument("--plots", metavar="DIR", help="also save the figures as PNG and SVG in this folder")
     common.add_argument("--title", default="ontheline estimate", help="the report's title")
 
@@ -66,7 +70,7 @@ def run_estimate(args: argparse.Namespace) -> None:
     _check_outputs(args)
     evaluation = _evaluate_files(args)
     if args.format == "json":
-        print(json.dumps(evaluation.to_dict(), indent=2))
+        print(to_json(evaluation.to_dict()), end="")
     else:
         print(format_table(evaluation))
         _print_notes(evaluation)
@@ -106,15 +110,16 @@ def load_npz(path: str, role: str, *, labels_required: bool) -> tuple[Prediction
 
 
 def _evaluate_files(args: argparse.Namespace) -> Evaluation:
+    if args.keep[0] >= args.keep[1]:
+        raise InputError(f"--keep LOW HIGH needs LOW < HIGH; got {args.keep[0]:g} {args.keep[1]:g}. Try --keep 0.05 0.98.")
     id_preds, id_labels = load_npz(args.id, "id", labels_required=True)
     ood_preds, ood_labels = load_npz(args.ood, "ood", labels_required=False)
-    # Each file is valid on its own here; what evaluate still refuses is how the two fit together
-    # (models, samples, classes): the user's data, and its messages name id_* and ood_*.
-    with data_errors():
-        return evaluate(
-            id_preds, id_labels, ood_preds, methods=args.method, ood_labels=ood_labels,
-            min_r2=args.min_r2, n_bootstrap=args.bootstrap, keep=tuple(args.keep),
-        )  # fmt: skip
+    # Each file is valid on its own here; how the two fit together (models, samples, classes) is
+    # checked by evaluate, whose input checks raise InputError naming id_* and ood_*.
+    return evaluate(
+        id_preds, id_labels, ood_preds, methods=args.method, ood_labels=ood_labels,
+        min_r2=args.min_r2, n_bootstrap=args.bootstrap, keep=tuple(args.keep), calibrate=args.calibrate,
+    )  # fmt: skip
 
 
 def format_table(evaluation: Evaluation) -> str:
@@ -156,6 +161,9 @@ def _print_notes(evaluation: Evaluation) -> None:
         print(f"note: {method} skipped: {printable(reason)}", file=sys.stderr)
     for message in evaluation.warnings:
         print(f"note: {printable(message)}", file=sys.stderr)
+    for method, result in evaluation.results.items():
+        for note in result.notes:
+            print(f"note: {method}: {printable(note)}", file=sys.stderr)
 
 
 def _check_outputs(args: argparse.Namespace) -> None:

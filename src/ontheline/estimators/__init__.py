@@ -1,19 +1,22 @@
 """Label-free OOD accuracy estimators on one contract, and a registry of their CLI names.
 
 >>> list(METHODS)
-['aline-d', 'aline-s', 'atc-mc', 'atc-ne', 'doc', 'ac', 'gde']
+['aline-d', 'aline-s', 'atc-mc', 'atc-ne', 'doc', 'ac', 'cot', 'cott', 'gde']
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
-from ontheline.agreement import DEFAULT_KEEP, DEFAULT_MIN_R2
+from ontheline._validation import InputError
 from ontheline.estimators._base import EstimateResult, Estimator
 from ontheline.estimators.aline import ALineD, ALineS
 from ontheline.estimators.confidence import AC, ATC, DoC
 from ontheline.estimators.gde import GDE
+from ontheline.estimators.transport import COT, COTT
 
 #: CLI name -> a factory for that estimator with its default settings, in display order.
 METHODS: dict[str, Callable[..., Estimator]] = {
@@ -23,27 +26,49 @@ METHODS: dict[str, Callable[..., Estimator]] = {
     "atc-ne": partial(ATC, score="negative_entropy"),
     "doc": DoC,
     "ac": AC,
+    "cot": COT,
+    "cott": COTT,
     "gde": GDE,
 }
 
 
-def make_estimator(
-    name: str, *, min_r2: float = DEFAULT_MIN_R2, n_bootstrap: int = 200, keep: tuple[float, float] = DEFAULT_KEEP
-) -> Estimator:
-    """The estimator called ``name`` in :data:`METHODS`; ``n_bootstrap`` applies to the ALine methods.
+#: The methods that temperature-scale each model on the ID data (``calibrate``): the confidence
+#: and transport baselines.
+CALIBRATABLE = tuple(m for m, factory in METHODS.items() if "calibrate" in inspect.signature(factory).parameters)
+
+
+def make_estimator(name: str, **settings: Any) -> Estimator:
+    """The estimator called ``name`` in :data:`METHODS`, with those of ``settings`` that it takes.
+
+    Settings shared by a family go to every member that has them: ``n_bootstrap`` to the ALine
+    methods, ``calibrate`` to the confidence and transport baselines, ``keep`` and ``min_r2`` to all.
 
     Examples
     --------
-    >>> make_estimator("atc-ne")
+    >>> make_estimator("atc-ne", calibrate=False, n_bootstrap=0)
     ATC(score='negative_entropy', calibrate=False, keep=(0.05, 0.98), min_r2=0.95)
-    >>> make_estimator("aline-d", n_bootstrap=0).n_bootstrap
+    >>> make_estimator("aline-d", n_bootstrap=0, calibrate=False).n_bootstrap
     0
     """
     if name not in METHODS:
-        raise ValueError(f"Unknown method {name!r}; choose from {list(METHODS)}.")
-    if name.startswith("aline"):
-        return METHODS[name](min_r2=min_r2, n_bootstrap=n_bootstrap, keep=keep)
-    return METHODS[name](min_r2=min_r2, keep=keep)
+        raise InputError(f"Unknown method {name!r}; choose from {list(METHODS)}.")
+    factory = METHODS[name]
+    accepted = inspect.signature(factory).parameters
+    return factory(**{k: v for k, v in settings.items() if k in accepted})
 
 
-__all__ = ["AC", "ATC", "ALineD", "ALineS", "DoC", "EstimateResult", "Estimator", "GDE", "METHODS", "make_estimator"]
+__all__ = [
+    "AC",
+    "ATC",
+    "CALIBRATABLE",
+    "ALineD",
+    "ALineS",
+    "COT",
+    "COTT",
+    "DoC",
+    "EstimateResult",
+    "Estimator",
+    "GDE",
+    "METHODS",
+    "make_estimator",
+]

@@ -21,6 +21,7 @@ from ontheline._optional import extra
 from ontheline._validation import (
     AgreementNotLinearWarning,
     EstimationError,
+    InputError,
     NotFittedError,
     check_interval,
     check_number,
@@ -165,12 +166,14 @@ class Estimates(NamedTuple):
 @dataclass(frozen=True)
 class Shift:
     """What ``_estimate`` sees of one OOD set: the aligned predictions, their pairwise
-    agreement, and the agreement line with its kept-pair mask (both None when there is none)."""
+    agreement, and the agreement line with its kept-pair mask (both None when there is none,
+    with the reason in ``no_line`` when the zoo was big enough to try)."""
 
     preds: Predictions
     agreement: np.ndarray | None
     line: AgreementLine | None
     mask: np.ndarray | None
+    no_line: EstimationError | None = None
 
 
 class Estimator(ABC):
@@ -256,7 +259,7 @@ class Estimator(ABC):
         if preds.n_models < self.min_models:  # a property of the zoo: other methods may still run
             raise EstimationError(f"{owner} needs at least {self.min_models} models; id_preds has {preds.n_models}.")
         if self.needs_probs and preds.probs is None:
-            raise ValueError(
+            raise InputError(
                 f"{owner} needs probabilities or logits of shape (n_models, n_samples, n_classes); id_preds holds only labels."
             )
         labels = encode_labels(preds, id_labels, "id_labels")
@@ -268,6 +271,7 @@ class Estimator(ABC):
         self.id_accuracy_ = np.asarray((preds.labels == labels).mean(axis=1))  # dask: chunk by chunk
         self.id_agreement_ = np.array(preds.agreement)  # our own copy
         self._fit(preds, labels)
+        self.params_ = self.get_params()  # what the learned state was fitted with
         return self
 
     def estimate(self, ood_preds: Any) -> EstimateResult:
@@ -289,9 +293,16 @@ class Estimator(ABC):
                 f"This {owner} instance is not fitted yet. Call 'fit' with ID predictions and labels before 'estimate'."
             )
         self._check_params()
+        changed = {k: v for k, v in self.get_params().items() if self.params_.get(k) != v}
+        if changed:
+            was = ", ".join(f"{k}={self.params_.get(k)!r}" for k in changed)
+            now = ", ".join(f"{k}={v!r}" for k, v in changed.items())
+            raise InputError(
+                f"{owner}'s {', '.join(changed)} changed after fit ({was} -> {now}); call fit again before estimate."
+            )
         ood = self._align(ood_preds)
         if self.needs_probs and ood.probs is None:
-            raise ValueError(
+            raise InputError(
                 f"{owner} needs probabilities or logits of shape (n_models, n_samples, n_classes); ood_preds holds only labels."
             )
         shift = self._shift(ood)
@@ -328,19 +339,19 @@ class Estimator(ABC):
         named = isinstance(ood_preds, (Mapping, Predictions))
         ood = as_predictions(ood_preds, models=None if named else _default_names(ood_preds, fitted), name="ood_preds")
         if ood.n_models != len(fitted):
-            raise ValueError(
+            raise InputError(
                 f"ood_preds has {ood.n_models} models but {owner} was fitted on {len(fitted)}; "
                 "pass predictions from the same models, in the same order."
             )
         if ood.models != fitted:
             missing = sorted(set(fitted) - set(ood.models))
             if missing:
-                raise ValueError(
+                raise InputError(
                     f"ood_preds lacks models {missing[:5]} that {owner} was fitted on; pass predictions from the same models."
                 )
             ood = ood.select(fitted)
         if ood.probs is not None and len(ood.classes) != len(self.classes_):
-            raise ValueError(
+            raise InputError(
                 f"ood_preds has {len(ood.classes)} classes but {owner} was fitted on {len(self.classes_)}; "
                 "both must score the same classes in the same order."
             )
@@ -358,8 +369,8 @@ class Estimator(ABC):
                 self.id_agreement_, agreement, check_interval(type(self).__name__, "keep", self.keep),
                 n_id_samples=self.n_id_samples_,
             )  # fmt: skip
-        except EstimationError:
-            return Shift(ood, agreement, None, None)
+        except EstimationError as exc:
+            return Shift(ood, agreement, None, None, exc)
         return Shift(ood, agreement, line, mask)
 
     def _fit(self, preds: Predictions, labels: np.ndarray) -> None:

@@ -33,7 +33,7 @@ from ontheline.agreement import (
     probit,
     sum_blocks,
 )
-from ontheline.estimators._base import Estimates, Estimator, Shift
+from ontheline.estimators._base import NO_LINE, Estimates, Estimator, Shift
 from ontheline.predictions import Predictions, is_dask
 
 
@@ -234,9 +234,8 @@ class _ALine(Estimator):
     def _estimate(self, shift: Shift) -> Estimates:
         keep = check_interval(type(self).__name__, "keep", self.keep)
         line, mask = shift.line, shift.mask
-        if line is None or mask is None:  # too few kept pairs: the fit raises its own explanation
-            assert shift.agreement is not None  # ALine fits on at least 3 models
-            line, mask = fit_agreement_line(self.id_agreement_, shift.agreement, keep, n_id_samples=self.n_id_samples_)
+        if line is None or mask is None:  # ALine needs the line; the fit said why there is none
+            raise shift.no_line or EstimationError(NO_LINE)
         point = type(self).point
         estimates, note = point(
             self.id_accuracy_, self.id_agreement_, shift.agreement, line, mask, self.n_id_samples_, self.models_, keep

@@ -43,6 +43,12 @@ def benchmark_report(result: BenchmarkResult) -> str:
         table(*tables.threshold_table(result)),
         "<h2>Whole zoo, neural and non-neural models</h2>",
         table(*tables.zoo_table(result)),
+        "<h2>The baselines with and without temperature scaling</h2><p>Fitted per model on ID validation, "
+        "as the ATC paper does; the tables above use the "
+        + ("temperature-scaled baselines.</p>" if result.calibrate else "raw baselines (--no-calibrate).</p>"),
+        table(*tables.ablation_table(result)),
+        "<h2>Settings</h2>",
+        table(*tables.settings_table(result)),
     ]
     for grouping in ("family", "dataset", "severity"):
         body += [f"<h2>By {grouping} (whole zoo)</h2>", table(*tables.summary_table(result, "all", grouping))]

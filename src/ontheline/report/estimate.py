@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from html import escape
+from typing import Any
 
 import numpy as np
 
@@ -53,9 +54,20 @@ def estimate_report(evaluation: Evaluation, *, title: str = "ontheline estimate"
             f'<div class="plots">{"".join(_estimate_plot(evaluation, m) for m in evaluation.results)}</div>',
         ]
     notes = [f"{m} skipped: {why}" for m, why in evaluation.skipped.items()] + list(evaluation.warnings)
+    notes += [f"{m}: {note}" for m, r in evaluation.results.items() for note in r.notes]
     if notes:
         body.append("<h2>Notes</h2><ul>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>")
+    if evaluation.settings:
+        body += [
+            "<h2>Settings</h2><p>Each method's hyperparameters in this run.</p>",
+            table(*settings_rows(evaluation.settings)),
+        ]
     return page(title, "".join(body))
+
+
+def settings_rows(settings: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of a settings table: a method per row, its hyperparameters as ``name=value``."""
+    return ["method", "settings"], [[m, ", ".join(f"{k}={v}" for k, v in p.items())] for m, p in settings.items()]
 
 
 def _trust_banner(evaluation: Evaluation) -> str:

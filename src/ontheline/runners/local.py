@@ -74,7 +74,7 @@ class RunReport:
     def predictions(self, dataset: str) -> Predictions:
         """Every model's stored probabilities on ``dataset``, in model order, as :class:`Predictions`."""
         probs = np.stack([_probs(self.store.get(self.keys[m][dataset])) for m in self.models])
-        return as_predictions(probs / probs.sum(axis=-1, keepdims=True), models=self.models, kind="probs")
+        return as_predictions(probs, models=self.models, kind="probs")  # rows renormalised (and checked) there
 
 
 def run(
@@ -154,4 +154,4 @@ def _check_unique(models: Sequence[Model]) -> tuple[str, ...]:
 def _probs(entry: Entry) -> np.ndarray:
     if entry.probs is None:  # the runner stores probabilities; a labels-only entry was written by another tool
         raise StoreError(f"Store entry {entry.info.key} holds hard labels only; the runner needs probabilities.")
-    return entry.probs.astype(np.float64)
+    return entry.probs

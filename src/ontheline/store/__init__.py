@@ -123,7 +123,8 @@ class Store:
                 raise ValueError(
                     f"probs must have shape (n_samples, n_classes) with n_classes >= 2; got {probs.shape}."
                 )
-            labels, stored, n_classes = probs.argmax(axis=1), probs.astype(dtype), probs.shape[1]
+            stored, n_classes = probs.astype(dtype), probs.shape[1]
+            labels = stored.argmax(axis=1)  # of what is stored, so the lazy labels and probabilities agree
         else:
             labels = np.asarray(labels)
             if labels.ndim != 1 or labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):
@@ -147,7 +148,7 @@ class Store:
         )  # fmt: skip
         catalog.create(self.path)
         # A private folder under tmp/, named after this process: clean() leaves it while this process runs.
-        staging = self.path / "tmp" / f"{key}-{os.getpid()}-{secrets.token_hex(4)}"
+        staging = self._tmp() / f"{key}-{os.getpid()}-{secrets.token_hex(4)}"
         arrays.stage(staging, data, chunk)  # the slow part, outside the catalog's write lock
         try:
             with catalog.writing(self.path) as db:
@@ -167,7 +168,7 @@ class Store:
 
     def _discard(self, folder: Path, why: str) -> None:
         """Move a folder out of sight (one atomic rename into ``tmp/``), then delete it."""
-        aside = self.path / "tmp" / f"{folder.name}-{why}-{secrets.token_hex(4)}"
+        aside = self._tmp() / f"{folder.name}-{why}-{secrets.token_hex(4)}"
         os.rename(folder, aside)
         shutil.rmtree(aside, ignore_errors=True)
 
@@ -291,6 +292,9 @@ class Store:
         tmp = self.path / "tmp"
         if not tmp.is_dir():
             return 0
+        tmp = self._tmp()  # a tmp/ that leads outside the store is damage: nothing there is ours to delete
+        if not tmp.is_dir():
+            return 0
         removed = 0
         for item in tmp.iterdir():
             parts = item.name.split("-")
@@ -309,10 +313,17 @@ class Store:
     def _entry_path(self, key: str) -> Path:
         """The folder of entry ``key``: only a fingerprint becomes a path, and it must stay inside the store."""
         catalog.check_key(self.path, key)
-        path = self.path / "entries" / key[:2] / key
-        if not path.resolve().is_relative_to(self.path.resolve()):  # e.g. entries/ab linked elsewhere
+        return self._inside(self.path / "entries" / key[:2] / key, f"the folder of entry {key}")
+
+    def _tmp(self) -> Path:
+        """The staging folder ``tmp/``, checked to stay inside the store."""
+        return self._inside(self.path / "tmp", "its tmp/ folder")
+
+    def _inside(self, path: Path, what: str) -> Path:
+        """``path``, refused when it resolves outside the store (a link to elsewhere, say)."""
+        if not path.resolve().is_relative_to(self.path.resolve()):
             raise StoreError(
-                f"The store at {str(self.path)!r} is damaged: the folder of entry {key} leads outside it, to "
+                f"The store at {str(self.path)!r} is damaged: {what} leads outside it, to "
                 f"{str(path.resolve())!r}; remove the link, or the store."
             )
         return path

@@ -149,6 +149,8 @@ def create(root: Path) -> None:
     catalog = root / CATALOG
     if catalog.exists():
         return
+    if not (root / "tmp").resolve().is_relative_to(root.resolve()):  # a draft is never written elsewhere
+        raise StoreError(f"The store at {str(root)!r} is damaged: its tmp/ folder leads outside it; remove the link.")
     # Built under a private name and linked into place only if still absent (a link never
     # replaces a file), so no opener ever sees a half-made catalog and a concurrent first
     # writer's catalog is never overwritten.
