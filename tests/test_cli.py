@@ -258,7 +258,9 @@ def test_demo_adapt_prints_the_same_json_for_the_adapted_networks(capsys, bench_
 
 
 def test_the_json_carries_every_methods_settings_and_no_calibrate_gives_the_raw_baselines(capsys, files):
-    code, out, err = run(capsys, "estimate", "--id", files[0], "--ood", files[1], "--format", "json", "--bootstrap", "0")
+    code, out, err = run(
+        capsys, "estimate", "--id", files[0], "--ood", files[1], "--format", "json", "--bootstrap", "0"
+    )
     assert code == 0, err
     report = json.loads(out)
     assert set(report["settings"]) == set(report["methods"])

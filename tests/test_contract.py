@@ -225,6 +225,8 @@ def test_a_hyperparameter_changed_after_fit_asks_for_a_refit(name):
     estimator = configured(name).fit(ZOO[0], ZOO[1])
     parameter, value = next(iter(SETTINGS[name].items()))
     setattr(estimator, parameter, make(name).get_params()[parameter])  # back to the default: not what was fitted
-    with pytest.raises(ValueError, match=f"{type(estimator).__name__}'s {parameter} changed after fit .* call fit again"):
+    with pytest.raises(
+        ValueError, match=f"{type(estimator).__name__}'s {parameter} changed after fit .* call fit again"
+    ):
         estimator.estimate(ZOO[2])
     estimator.fit(ZOO[0], ZOO[1]).estimate(ZOO[2])  # a refit takes the new value

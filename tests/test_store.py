@@ -495,7 +495,9 @@ def test_a_tmp_folder_linked_outside_the_store_is_never_cleaned_nor_written(tmp_
     from ontheline.cli import main
 
     store = Store(tmp_path / "store")
-    store.put(np.array([[0.9, 0.1], [0.2, 0.8]]), model="m", model_fingerprint="w", dataset="d", dataset_fingerprint="x")
+    store.put(
+        np.array([[0.9, 0.1], [0.2, 0.8]]), model="m", model_fingerprint="w", dataset="d", dataset_fingerprint="x"
+    )
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "keep-me").write_text("precious")

@@ -14,6 +14,7 @@ from ontheline.research.mcr2 import (  # noqa: E402
     dictionary_penalty,
     optimal_codes,
     rate_reduction,
+    textbook_rate_reduction,
     variational_compression,
     variational_objective,
 )
@@ -46,6 +47,25 @@ def test_rate_reduction_equals_the_class_by_class_reference(d):
         )
     uneven = torch.tensor([0] * 25 + [1] * 10 + [2] * 25)  # padded blocks of 25 rows; class 1 fills 10
     assert float(rate_reduction(z, uneven, 3, eps2=0.5)) == pytest.approx(_slow_delta_r(z, uneven, 3, 0.5), abs=1e-10)
+
+
+@pytest.mark.parametrize("d", [6, 30])  # classes of 20 rows or fewer: the optimised form's d x d, then Gram, path
+def test_the_textbook_rate_reduction_equals_the_optimised_one_and_its_gradient_too(d):
+    for seed in range(2):
+        z, labels = _features(d=d, seed=seed)
+        uneven = torch.tensor([0] * 25 + [1] * 10 + [2] * 25)
+        for classes in (labels, uneven):
+            textbook_z, optimised_z = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+            textbook = textbook_rate_reduction(textbook_z, classes, 3, eps2=0.5)
+            optimised = rate_reduction(optimised_z, classes, 3, eps2=0.5)
+            assert textbook.item() == pytest.approx(optimised.item(), abs=1e-8)
+            textbook.backward()
+            optimised.backward()
+            torch.testing.assert_close(textbook_z.grad, optimised_z.grad, atol=1e-8, rtol=0)
+    empty_class = torch.tensor([0] * 30 + [2] * 30)  # class 1 has no rows: it adds nothing to either
+    assert float(textbook_rate_reduction(z, empty_class, 3)) == pytest.approx(
+        float(rate_reduction(z, empty_class, 3)), abs=1e-8
+    )
 
 
 def test_the_variational_bound_holds_for_any_basis_and_is_tight_in_the_eigenbasis():
@@ -233,33 +253,120 @@ def test_the_statistics_recursion_equals_propagating_the_training_samples():
 # --- the reproductions, in miniature --------------------------------------------------------
 
 
-def test_vmcr2_miniature_reports_the_documented_keys(tmp_path):
+def _assert_spread(value, n_seeds):
+    assert set(value) == {"mean", "std", "min", "max", "per_seed"}
+    assert len(value["per_seed"]) == n_seeds
+    assert value["mean"] == pytest.approx(np.mean(value["per_seed"]))
+    assert value["std"] == pytest.approx(np.std(value["per_seed"], ddof=1) if n_seeds > 1 else 0.0)
+    assert value["min"] == min(value["per_seed"]) <= value["mean"] <= value["max"] == max(value["per_seed"])
+
+
+def _vmcr2_miniature(**options):
     pytest.importorskip("sklearn", reason="the packaged digits need the bench extra, which make test installs")
     from ontheline.research.mcr2 import repro_vmcr2 as vmcr2
 
-    result = vmcr2.run(steps=3, timing_steps=2)
-    assert result["classes"] == [10, 50, 100]
+    small = dict(steps=3, timing_steps=2, classes=(10, 20), timing=((8, 10), (16, 10)), sweep_dims=(8, 16),
+                 sweep_steps=2)  # fmt: skip
+    return vmcr2, vmcr2.run(**{**small, **options})
+
+
+def test_vmcr2_miniature_reports_the_documented_keys(tmp_path):
+    vmcr2, result = _vmcr2_miniature(seeds=(0,))
+    assert result["classes"] == [10, 20] and result["seeds"] == [0]
     for method in ("mcr2", "vmcr2"):
-        assert len(result["step_seconds"][method]) == 3 and all(s > 0 for s in result["step_seconds"][method])
-        assert result["delta_r"][method] > 0 and 0 <= result["accuracy"][method] <= 1
+        assert len(result["step_seconds"][method]) == 2 and all(s["mean"] > 0 for s in result["step_seconds"][method])
+        assert result["delta_r"][method]["mean"] > 0 and 0 <= result["accuracy"][method]["mean"] <= 1
     assert set(result["digits"]) == {"mcr2", *vmcr2.VARIANTS}
     settings = [(t["dim"], t["per_class"]) for t in result["timing"]]
-    assert settings == list(vmcr2.TIMING) and result["timing"][0]["step_seconds"] == result["step_seconds"]
+    assert settings == [(8, 10), (16, 10)] and result["timing"][0]["step_seconds"] == result["step_seconds"]
     assert [(g["dim"], g["per_class"]) for g in result["goals"]["speedup_at_100_classes_by_setting"]] == settings
-    assert "speed-up at 100 classes" in vmcr2.text(result)
+    sweep = result["dimension_sweep"]
+    assert [row["dim"] for row in sweep["rows"]] == [8, 16] and sweep["classes"] == 100
+    for row in sweep["rows"]:
+        assert set(row["step_seconds"]) == {"mcr2_textbook", "mcr2", "vmcr2"}
+        assert row["speedup_vs_textbook"]["mean"] > 0 and row["speedup_vs_optimised"]["mean"] > 0
+    for key in ("first_dim_2x_vs_textbook", "first_dim_2x_vs_optimised"):
+        assert sweep[key] is None or sweep[key] in (8, 16)
+        assert result["goals"][key] == sweep[key]
+    printed = vmcr2.text(result)
+    assert "speed-up over the optimised MCR2 at 100 classes" in printed and "textbook" in printed
+    assert "Quick run" not in printed
     pytest.importorskip("matplotlib", reason="the plot extra, which make test installs")
     paths = vmcr2.figures(result, tmp_path)
     assert [p.name for p in paths] == ["vmcr2-step-time.png", "vmcr2-step-time.svg"]
     assert all(p.stat().st_size > 1000 for p in paths)
 
 
+def test_the_first_dimension_where_vmcr2_is_twice_as_fast_is_the_smallest_whose_mean_speed_up_reaches_2():
+    from ontheline.research.mcr2.repro_vmcr2 import _first_dim_at_least
+
+    rows = [{"dim": d, "speedup": {"mean": m}} for d, m in ((32, 1.2), (128, 2.0), (512, 3.5))]
+    assert _first_dim_at_least(rows, "speedup", 2.0) == 128
+    assert _first_dim_at_least(rows, "speedup", 4.0) is None
+
+
+def test_vmcr2_over_seeds_reports_the_mean_std_min_and_max_of_every_number_and_says_when_it_is_quick():
+    vmcr2, result = _vmcr2_miniature(quick=True, seeds=(0, 1))
+    assert result["seeds"] == [0, 1] and result["quick"] is True
+    for variant in result["digits"].values():
+        for value in variant.values():
+            _assert_spread(value, 2)
+    for setting in result["timing"]:
+        for method in ("mcr2", "vmcr2"):
+            for value in (*setting["step_seconds"][method], *setting["delta_r"][method]):
+                _assert_spread(value, 2)
+        for value in setting["speedup"]:
+            _assert_spread(value, 2)
+    assert result["dimension_sweep"]["seeds"] == [0]  # quick: the sweep on the first seed only
+    for row in result["dimension_sweep"]["rows"]:
+        for value in (*row["step_seconds"].values(), row["speedup_vs_textbook"], row["speedup_vs_optimised"]):
+            _assert_spread(value, 1)
+    for key in ("delta_r_share", "accuracy_gap_pp", "speedup_at_100_classes"):
+        _assert_spread(result["goals"][key], 2)
+    per_seed = result["digits"]["mcr2"]["accuracy"]["per_seed"]
+    assert per_seed[0] != per_seed[1]  # the seeds draw different splits and initialisations
+    printed = vmcr2.text(result)
+    assert "Quick run" in printed and "over seeds [0, 1]" in printed and "±" in printed
+
+
 def test_incremental_miniature_grows_exactly_the_joint_network_and_the_mlp_forgets():
     pytest.importorskip("sklearn", reason="the packaged digits need the bench extra, which make test installs")
     from ontheline.research.mcr2 import repro_incremental as incremental
 
-    result = incremental.run(layers=3, mlp_epochs=5)
+    result = incremental.run(seeds=(0, 1), layers=3, mlp_epochs=5)
     curves = result["accuracy_after_each_task"]
-    assert curves["incremental"] == curves["joint"]  # built from stored statistics: the same network
+    assert curves["incremental"] == curves["joint"]  # built from stored statistics: the same network, seed by seed
     final = result["final_accuracy"]
-    assert set(final) == {"joint", "incremental", "mlp_sequential"}
-    assert final["mlp_sequential"] < 0.5 < final["incremental"]  # finetuning task by task forgets the old classes
+    assert set(final) == {"joint", "incremental", "mlp_sequential", "mlp_replay", "mlp_joint"}
+    for value in final.values():
+        _assert_spread(value, 2)
+    for values in curves.values():
+        assert len(values) == 5
+        for value in values:
+            _assert_spread(value, 2)
+    for value in result["goals"].values():
+        _assert_spread(value, 2)
+    assert set(result["goals"]) == {
+        "incremental_minus_joint_pp", "incremental_minus_mlp_pp", "incremental_minus_mlp_replay_pp",
+        "mlp_joint_minus_incremental_pp",
+    }  # fmt: skip
+    # finetuning task by task forgets the old classes; replaying exemplars and joint training do not
+    assert final["mlp_sequential"]["max"] < 0.5 < final["incremental"]["min"]
+    assert final["mlp_replay"]["min"] > 0.5 and final["mlp_joint"]["min"] > 0.5
+    printed = incremental.text(result)
+    assert "mlp_replay" in printed and "over seeds [0, 1]" in printed and "Memory after the last task" in printed
+
+
+def test_the_replay_buffer_holds_as_many_floats_as_the_grown_redunets_statistics_to_within_one_image():
+    pytest.importorskip("sklearn", reason="the packaged digits need the bench extra, which make test installs")
+    from ontheline.research.mcr2 import repro_incremental as incremental
+
+    budget = incremental.memory_budget(64)
+    assert budget == {"redunet_statistics": 64 * 64 + 1, "floats_per_exemplar": 64, "exemplars_per_class": 64,
+                      "replay_exemplars": 64 * 64}  # fmt: skip
+    result = incremental.run(seeds=(0,), layers=2, mlp_epochs=1)
+    memory = result["memory_floats"]["after_each_task"]
+    for t, (redunet, replay) in enumerate(zip(memory["redunet_statistics"], memory["replay_exemplars"])):
+        classes = 2 * (t + 1)  # measured on the stored tensors: the moments and counts, the exemplar images
+        assert redunet == classes * (64 * 64 + 1) and replay == classes * 64 * 64
+        assert replay <= redunet < replay + 64  # not one more image would fit

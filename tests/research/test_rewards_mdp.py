@@ -46,6 +46,30 @@ def test_rooms_with_one_way_doorways_cut_the_iterations():
     assert shaped.iterations < sparse.iterations and shaped.reaches_goal and sparse.reaches_goal
 
 
+def _farthest_state_with_a_move_that_is_not_optimal(mdp):
+    """The sparse count's rule: the largest distance to the goal of a live state with a non-optimal move."""
+    values = value_iteration(mdp).values
+    successor = np.where(mdp.next_state >= 0, mdp.next_state, 0)
+    q = np.where(mdp.next_state >= 0, mdp.reward + mdp.gamma * values[successor], -np.inf)
+    wrong_move = ((mdp.next_state >= 0) & (q < q.max(axis=1, keepdims=True) - 1e-9)).any(axis=1) & ~mdp.terminal
+    return int(distances_to_goal(mdp)[wrong_move].max())
+
+
+def test_the_sparse_count_is_the_distance_of_the_farthest_state_with_a_move_that_is_not_optimal():
+    # Rooms: the start corner is 26 steps from the goal, but both its moves (right, down) are optimal,
+    # so all-zero tied Q values there are never wrong; the farthest state with a wrong move is 25 away.
+    world = rooms(subgoal_reward=0.0)
+    result = value_iteration(world)
+    assert distances_to_goal(world)[world.start] == result.route_length == 26
+    assert result.iterations == _farthest_state_with_a_move_that_is_not_optimal(world) == 25
+    # A chain's start can step left onto itself, a wrong move, so its count is the full distance.
+    line = chain(40, subgoal_reward=0.0)
+    assert value_iteration(line).iterations == _farthest_state_with_a_move_that_is_not_optimal(line) == 40
+    for size, n_rooms in ((3, 2), (5, 3), (4, 4)):
+        world = rooms(n_rooms, size, subgoal_reward=0.0)
+        assert value_iteration(world).iterations == _farthest_state_with_a_move_that_is_not_optimal(world)
+
+
 def test_value_iteration_reaches_the_fixed_point():
     mdp = chain(12, 2)
     result = value_iteration(mdp)

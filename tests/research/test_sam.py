@@ -1,6 +1,7 @@
 """SAM, 1-SAM, L-SAM, J-SAM and the regulariser against autograd, finite differences and the paper's identities."""
 
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -196,9 +197,15 @@ def test_sam_miniature_reports_every_method_and_the_linear_demo(tmp_path):
     result = sam.run(settings=(("digits", 0.6),), seeds=(0,), epochs=2, max_train=128)
     assert set(result["methods"]) == {"sgd", "sam", "1-sam", "l-sam", "j-sam", "sgd-reg"}
     for method, v in result["methods"].items():
-        assert 0 <= v["final_acc"] <= v["best_acc"] <= 1, method
+        assert set(v) == {"final_acc", "selected_acc", "selected_epoch"}, method  # no best test accuracy
+        assert 0 <= v["final_acc"] <= 1 and 0 <= v["selected_acc"] <= 1 and 1 <= v["selected_epoch"] <= 2, method
+    assert result["selected_on"] == "validation" and result["setup"]["validation_share"] == 0.2
+    assert "1-sam_selected_minus_sgd_pp" in result["goals"] and not any("best" in goal for goal in result["goals"])
     curves = result["settings"]["digits-60"]["methods"]["sgd"]
-    assert len(curves["test_acc"]) == len(curves["clean_fit"]) == len(curves["noisy_fit"]) == 2
+    lengths = {len(curves[key]) for key in ("test_acc", "val_acc", "clean_fit", "noisy_fit")}
+    assert lengths == {2}
+    printed = sam.text(result)
+    assert not re.search(r"\bbest (acc|epoch)\b", printed) and "selected acc" in printed
     demo = result["linear_demo"]
     assert demo["clean_over_noisy_sam"] > demo["clean_over_noisy_sgd"]  # SAM up-weights the clean examples
     ratios = demo["ratio_by_margin_decile"]
@@ -217,3 +224,38 @@ def test_symmetric_noise_flips_exactly_the_rate_to_other_classes_and_is_seeded()
     assert mask.sum() == 600 and (noisy[mask] != labels[mask]).all() and (noisy[~mask] == labels[~mask]).all()
     again, mask_again = noisy_labels(labels, 0.6, seed=3)
     assert (again == noisy).all() and (mask_again == mask).all()
+
+
+def test_the_validation_split_is_a_seeded_fifth_of_the_training_set_disjoint_from_the_rest():
+    from ontheline.research.sam.repro import validation_split
+
+    fit, held_out = validation_split(1437, seed=2)
+    assert len(held_out) == 287 and len(fit) == 1150 and not set(fit) & set(held_out)
+    assert sorted([*fit, *held_out]) == list(range(1437))
+    again_fit, again_held_out = validation_split(1437, seed=2)
+    assert (again_fit == fit).all() and (again_held_out == held_out).all()
+    assert not (validation_split(1437, seed=3)[1] == held_out).all()
+
+
+def test_the_reported_epoch_is_chosen_on_noisy_validation_labels_so_poisoned_test_labels_cannot_move_it(monkeypatch):
+    pytest.importorskip("sklearn", reason="the packaged digits need the bench extra, which make test installs")
+    from ontheline.research.sam import repro as sam
+
+    small = {"settings": (("digits", 0.4),), "seeds": (0,), "epochs": 6, "max_train": 400}
+    clean = sam.run(**small)["settings"]["digits-40"]["methods"]
+    assert len({tuple(v["selected_epochs"]) for v in clean.values()}) > 1  # a real choice, not always epoch 1
+    data = sam._data
+
+    def poisoned_test_labels(dataset, seed):
+        x_train, y_train, x_test, y_test = data(dataset, seed)
+        return x_train, y_train, x_test, (y_test + 1) % 10  # every test label wrong
+
+    monkeypatch.setattr(sam, "_data", poisoned_test_labels)
+    poisoned = sam.run(**small)["settings"]["digits-40"]["methods"]
+    for method, v in poisoned.items():
+        assert v["selected_epochs"] == clean[method]["selected_epochs"], method
+        assert v["val_acc"] == clean[method]["val_acc"], method
+        assert v["test_acc"] != clean[method]["test_acc"], method  # the test numbers did change
+        epoch = v["selected_epochs"][0]  # one seed: the best epoch of the validation curve, the earliest of ties
+        assert epoch == 1 + int(np.argmax(v["val_acc"])), method
+        assert v["selected_acc"] == v["test_acc"][epoch - 1], method

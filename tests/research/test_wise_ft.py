@@ -116,9 +116,54 @@ def test_wise_ft_miniature_reports_every_row_consistently():
     assert result["wise"] == result["wise_alphas"]["0.5"]
     assert result["temperature"]["1.0"] == result["late"]  # T = 1 is the late checkpoint itself
     early = result["early_epoch"][0]
-    best = max(result["checkpoints"], key=lambda c: c["pass@16"])
+    best = max(result["checkpoints"], key=lambda c: c["validation"]["pass@16"])
     assert early == best["epoch"] and result["checkpoints"][-1]["epoch"] == 200
+    assert result["early_selected_on"] == "validation"
+    assert result["setup"]["validation_images"] == 400 and result["setup"]["test_images"] == 150
     assert set(result["goals"]) == {
         "late_pass16_below_early", "late_variance_above_early", "wise_pass16_above_late", "wise_pass1_above_early"
     }  # fmt: skip
-    assert "WiSE alpha=0.5" in wise_ft.text(result)
+    assert "WiSE alpha=0.5" in wise_ft.text(result) and "validation images" in wise_ft.text(result)
+
+
+def test_the_validation_images_are_disjoint_from_the_training_and_test_images_and_drawn_by_the_seed():
+    pytest.importorskip("sklearn", reason="the packaged digits need the bench extra, which make test installs")
+    from ontheline.research.wise_ft import repro as wise_ft
+
+    x_train, y_train, x_val, y_val, x_test, y_test = wise_ft._data(0)
+    assert len(x_train) == 200 and len(x_val) == 400 and len(x_train) + len(x_val) + len(x_test) == 1797
+    assert (np.bincount(y_val) == 40).all() and (np.bincount(y_train) == 20).all()
+    rows = [{r.tobytes() for r in x} for x in (x_train, x_val, x_test)]
+    assert not (rows[0] & rows[1]) and not (rows[1] & rows[2])  # digits has duplicate images, but not across these
+    again = wise_ft._data(0)
+    assert all((a == b).all() for a, b in zip(again, (x_train, y_train, x_val, y_val, x_test, y_test)))
+    assert not (wise_ft._data(1)[2] == x_val).all()
+
+
+def test_the_early_checkpoint_is_chosen_on_validation_images_so_poisoned_test_labels_cannot_move_it(monkeypatch):
+    pytest.importorskip("sklearn", reason="the packaged digits need the bench extra, which make test installs")
+    from ontheline.research.wise_ft import repro as wise_ft
+
+    small = {"seeds": (0,), "epochs": 120, "max_test": 150}
+    clean = wise_ft.run(**small)
+    data = wise_ft._data
+
+    def poisoned_test_labels(seed):
+        *rest, y_test = data(seed)
+        return (*rest, (y_test + 1) % 10)  # every test label wrong
+
+    monkeypatch.setattr(wise_ft, "_data", poisoned_test_labels)
+    poisoned = wise_ft.run(**small)
+    assert poisoned["early_epoch"] == clean["early_epoch"]
+    assert [c["validation"] for c in poisoned["checkpoints"]] == [c["validation"] for c in clean["checkpoints"]]
+    assert poisoned["early"]["accuracy"] < 0.1 < clean["early"]["accuracy"]  # the test numbers did change
+
+    # and it follows the validation images: give it wrong validation labels and it moves
+    def poisoned_validation_labels(seed):
+        x_train, y_train, x_val, y_val, x_test, y_test = data(seed)
+        return x_train, y_train, x_val, (y_val + 1) % 10, x_test, y_test
+
+    monkeypatch.setattr(wise_ft, "_data", poisoned_validation_labels)
+    moved = wise_ft.run(**small)
+    assert moved["early_epoch"] != clean["early_epoch"]
+    assert moved["early_epoch"][0] == max(moved["checkpoints"], key=lambda c: c["validation"]["pass@16"])["epoch"]

@@ -78,9 +78,7 @@ class AdaptationChoice:
         one whose zoo had no agreement line (NaN estimate) is never chosen."""
         usable = [c for c in self.candidates if np.isfinite(c.estimated_accuracy)]
         if not usable:
-            raise EstimationError(
-                "No adaptation gave the zoo an agreement line; nothing can be chosen without labels."
-            )
+            raise EstimationError("No adaptation gave the zoo an agreement line; nothing can be chosen without labels.")
         trusted = [c for c in usable if not c.trust_issues]
         return max(trusted or usable, key=lambda c: c.estimated_accuracy)
 

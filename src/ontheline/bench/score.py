@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -12,7 +12,7 @@ import numpy as np
 from ontheline.agreement import DEFAULT_KEEP, AgreementLine, fit_line, kept_pairs, probit
 from ontheline.bench.config import ShiftSpec
 from ontheline.bench.predict import ZooPredictions
-from ontheline.estimators import CALIBRATABLE, METHODS
+from ontheline.estimators import CALIBRATABLE, METHODS, PER_MODEL
 from ontheline.estimators.aline import aline_s
 from ontheline.evaluate import RANKING_METHOD, Evaluation, estimate_all, fit_methods
 from ontheline.predictions import Predictions, as_predictions
@@ -115,29 +115,48 @@ def score(
     min_r2: float = 0.95,
     methods: Iterable[str] = METHODS,
     calibrate: bool = True,
+    zoos: Iterable[str] = ZOOS,
 ) -> list[ShiftScore]:
     """Fit every method once per zoo on ID validation, then score it on each shift.
 
+    A method that estimates each model from that model's predictions alone (ATC, DoC, AC, COT,
+    COTT) gives a part of the zoo exactly the whole zoo's numbers for its models, so it is
+    estimated once, on the whole zoo, and its estimates are sliced for the neural and
+    non-neural parts; the methods that read the zoo as a whole (ALine, GDE) run on each part.
     A method that cannot estimate a shift (say, ALine-D when the kept pairs form a bipartite
     graph) gets NaN estimates there, with its reason in ``ShiftScore.failures``.
     """
-    scores = []
+    methods, scores = list(methods), []
+    whole: dict[str, ShiftScore] = {}  # the whole zoo's score of each shift, to slice from
     id_labels = preds.labels["id_val"]
-    for zoo in ZOOS:
+    for zoo in zoos:
         keep = {"all": np.ones_like(preds.neural), "neural": preds.neural, "non-neural": ~preds.neural}[zoo]
         if keep.sum() < 3:  # too few models for an agreement line
             continue
+        sliced = [m for m in methods if whole and m in PER_MODEL]
+        own = [m for m in methods if m not in sliced]
         models = tuple(np.array(preds.models)[keep].tolist())
         id_preds = as_predictions(preds.probs["id_val"][keep], models=models, kind="probs")
-        fitted = fit_methods(
-            id_preds, id_labels, methods=list(methods), min_r2=min_r2, n_bootstrap=0, calibrate=calibrate
-        )
+        fitted = fit_methods(id_preds, id_labels, methods=own, min_r2=min_r2, n_bootstrap=0, calibrate=calibrate)
         for spec in shifts:
             ood = as_predictions(preds.probs[spec.name][keep], models=models, kind="probs")
             # The estimators see the unlabelled predictions only; the labels score them afterwards.
             evaluation = estimate_all(fitted, ood, ood_labels=preds.labels[spec.name])
-            scores.append(_score_shift(spec, zoo, evaluation, list(methods), (id_preds, id_labels), ood, min_r2))
+            scored = _score_shift(spec, zoo, evaluation, own, (id_preds, id_labels), ood, min_r2)
+            if sliced:
+                scored = _with_slices(scored, whole[spec.name], sliced, keep)
+            if zoo == "all":
+                whole[spec.name] = scored
+            scores.append(scored)
     return scores
+
+
+def _with_slices(scored: ShiftScore, whole: ShiftScore, methods: list[str], keep: np.ndarray) -> ShiftScore:
+    """``scored`` with the whole zoo's estimates of ``methods`` for the models ``keep`` selects."""
+    estimates = {m: whole.estimates[m][keep] for m in methods} | scored.estimates
+    failures = {m: whole.failures[m] for m in methods if m in whole.failures} | scored.failures
+    order = [m for m in whole.estimates if m in estimates]  # the whole zoo's column order
+    return replace(scored, estimates={m: estimates[m] for m in order}, failures=failures)
 
 
 def _score_shift(

@@ -8,8 +8,7 @@ from typing import Any
 from ontheline._io import printable
 from ontheline.agreement import MIN_DISTINCT_PAIRS
 from ontheline.bench.score import ZOOS, group_mae, mean_finite, quality, summarise
-from ontheline.bench.suite import BenchmarkResult
-from ontheline.estimators import CALIBRATABLE
+from ontheline.bench.suite import ABLATED, BenchmarkResult
 
 Row = list[Any]
 
@@ -44,11 +43,11 @@ def trust_table(result: BenchmarkResult, zoo: str = "all") -> tuple[list[str], l
 
 
 def ablation_table(result: BenchmarkResult) -> tuple[list[str], list[Row]]:
-    """Each calibratable baseline's MAE with and without temperature scaling, on trusted, flagged and all shifts."""
+    """Each confidence baseline's MAE with and without temperature scaling, on trusted, flagged and all shifts."""
     header = ["method", "temperature-scaled", "trusted", "flagged", "all"]
     main, other = group_mae(result.select("all")), group_mae([s for s in result.ablation if s.zoo == "all"])
     rows: list[Row] = []
-    for method in [m for m in result.methods if m in CALIBRATABLE]:
+    for method in [m for m in result.methods if m in ABLATED]:
         for calibrated, mae in sorted(((result.calibrate, main), (not result.calibrate, other)), reverse=True):
             rows.append([method, calibrated, *(mae.get(g, {}).get(method) for g in ("trusted", "flagged", "all"))])
     return header, rows
@@ -199,7 +198,7 @@ def results_markdown(result: BenchmarkResult, command: str, date: str) -> str:
         "",
         markdown(*zoo_table(result)),
         "",
-        "## Ablation: the baselines with and without temperature scaling (whole zoo)",
+        "## Ablation: the confidence baselines with and without temperature scaling (whole zoo)",
         "",
         "Temperature scaling is fitted per model on ID validation (as the ATC paper does); the"
         " main tables use " + ("the scaled baselines." if result.calibrate else "the raw baselines (--no-calibrate)."),

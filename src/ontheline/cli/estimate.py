@@ -111,7 +111,9 @@ def load_npz(path: str, role: str, *, labels_required: bool) -> tuple[Prediction
 
 def _evaluate_files(args: argparse.Namespace) -> Evaluation:
     if args.keep[0] >= args.keep[1]:
-        raise InputError(f"--keep LOW HIGH needs LOW < HIGH; got {args.keep[0]:g} {args.keep[1]:g}. Try --keep 0.05 0.98.")
+        raise InputError(
+            f"--keep LOW HIGH needs LOW < HIGH; got {args.keep[0]:g} {args.keep[1]:g}. Try --keep 0.05 0.98."
+        )
     id_preds, id_labels = load_npz(args.id, "id", labels_required=True)
     ood_preds, ood_labels = load_npz(args.ood, "ood", labels_required=False)
     # Each file is valid on its own here; how the two fit together (models, samples, classes) is

@@ -37,6 +37,15 @@ METHODS: dict[str, Callable[..., Estimator]] = {
 CALIBRATABLE = tuple(m for m, factory in METHODS.items() if "calibrate" in inspect.signature(factory).parameters)
 
 
+def _estimator_class(factory: Callable[..., Estimator]) -> type[Estimator]:
+    """The class a :data:`METHODS` factory makes (a class, or a ``functools.partial`` of one)."""
+    return factory.func if isinstance(factory, partial) else factory  # type: ignore[return-value]
+
+
+#: The methods that estimate each model from its own predictions alone, whatever the rest of the zoo.
+PER_MODEL = tuple(m for m, factory in METHODS.items() if _estimator_class(factory).per_model)
+
+
 def make_estimator(name: str, **settings: Any) -> Estimator:
     """The estimator called ``name`` in :data:`METHODS`, with those of ``settings`` that it takes.
 
@@ -70,5 +79,6 @@ __all__ = [
     "Estimator",
     "GDE",
     "METHODS",
+    "PER_MODEL",
     "make_estimator",
 ]

@@ -208,6 +208,8 @@ class Estimator(ABC):
     variant: ClassVar[str | None] = None
     needs_probs: ClassVar[bool] = False
     min_models: ClassVar[int] = 1
+    #: Whether each model's estimate depends on that model's predictions alone (not on the zoo).
+    per_model: ClassVar[bool] = False
 
     def __init__(self, *, keep: tuple[float, float] = DEFAULT_KEEP, min_r2: float = DEFAULT_MIN_R2) -> None:
         self.keep = keep

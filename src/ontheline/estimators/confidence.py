@@ -82,6 +82,7 @@ def atc_thresholds(scores: np.ndarray, correct: np.ndarray) -> np.ndarray:
 
 class _Confidence(Estimator):
     needs_probs = True
+    per_model = True
 
     def __init__(
         self, *, calibrate: bool = True, keep: tuple[float, float] = DEFAULT_KEEP, min_r2: float = DEFAULT_MIN_R2

@@ -12,6 +12,7 @@ from ontheline.research.mcr2.rates import (
     rate_of_moments,
     rate_reduction,
     smaller_moment,
+    textbook_rate_reduction,
 )
 from ontheline.research.mcr2.redunet import ReduLayer, ReduNet, nearest_subspace
 from ontheline.research.mcr2.variational import (
@@ -45,6 +46,7 @@ __all__ = [
     "rate_reduction",
     "ritz_atoms",
     "smaller_moment",
+    "textbook_rate_reduction",
     "variational_compression",
     "variational_objective",
 ]

@@ -20,6 +20,7 @@ when the greedy value is still 0; episodes of at most 200 steps.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,7 +208,7 @@ class DoorsEnv(_OneWayWorld):
 
 
 #: The worlds by the name the reproduction (``ontheline repro rewards``) uses.
-WORLDS = {"maze": MazeEnv, "doors": DoorsEnv}
+WORLDS: dict[str, Callable[..., _OneWayWorld]] = {"maze": MazeEnv, "doors": DoorsEnv}
 
 
 def _door_state(door: Any) -> tuple[bool, bool]:

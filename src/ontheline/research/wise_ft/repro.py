@@ -4,9 +4,12 @@ An MLP is trained on a small subset of scikit-learn's digits (20 images per clas
 epochs, with a checkpoint every few epochs. Sampling a class from its softmax at temperature
 1 is a one-token generation; each test image is a problem, answered with n = 32 samples.
 Per checkpoint: pass@1 and pass@k (unbiased estimator), and the bias-variance split of pass@k
-from each problem's exact pass@1 (the probability of the true class). The early checkpoint is
-the one with the best pass@16, the late one is the last; WiSE interpolates their weights
-(alpha 0.25, 0.5, 0.75); a temperature sweep on the late checkpoint is the contrast.
+from each problem's exact pass@1 (the probability of the true class). Each seed splits every
+class's images at random into 20 for training, 40 for validation and the rest for the test.
+The early checkpoint is the one with the best pass@16 on the validation images (never the
+test images it is then reported on), the late one is the last; WiSE interpolates their
+weights (alpha 0.25, 0.5, 0.75, all reported); a temperature sweep on the late checkpoint is
+the contrast.
 
 Expected (the issue's goals): late pass@16 below early's; a larger variance term late; WiSE(0.5)
 above late on pass@16 and above early on pass@1. This is a check of the machinery on a
@@ -29,20 +32,21 @@ N_SAMPLES = 32
 ALPHAS = (0.25, 0.5, 0.75)
 TEMPERATURES = (0.5, 1.0, 1.5, 2.0, 3.0)
 PER_CLASS = 20
+VALIDATION_PER_CLASS = 40  # carved from the images that are neither training nor test images
 
 
 def run(
     quick: bool = False, *, seeds: tuple[int, ...] | None = None, epochs: int | None = None,
-    max_test: int | None = None, progress: Progress | None = None,
+    max_test: int | None = None, every: int = 20, progress: Progress | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Train, checkpoint, sample and score; the JSON object of ``ontheline repro wise-ft``.
 
     ``quick``: one seed and 600 epochs (about a minute); otherwise three seeds and 1,000
-    epochs. ``seeds``, ``epochs`` and ``max_test`` (test images used) shrink it further for tests.
+    epochs. ``seeds``, ``epochs``, ``max_test`` (test images used) and ``every`` (epochs between
+    checkpoints) shrink it further for tests.
     """
     seeds = seeds or ((0,) if quick else (0, 1, 2))
     epochs = epochs or (600 if quick else 1000)
-    every = 20
     per_seed = []
     for k, seed in enumerate(seeds):
         if progress:
@@ -55,10 +59,26 @@ def run(
         **rows,
         "wise_alphas": {a: _mean([s["wise_alphas"][a] for s in per_seed]) for a in per_seed[0]["wise_alphas"]},
         "temperature": {t: _mean([s["temperature"][t] for s in per_seed]) for t in per_seed[0]["temperature"]},
-        "checkpoints": per_seed[0]["checkpoints"],
+        "checkpoints": [
+            {
+                "epoch": c["epoch"],
+                **{split: _mean([s["checkpoints"][i][split] for s in per_seed]) for split in ("validation", "test")},
+            }
+            for i, c in enumerate(per_seed[0]["checkpoints"])
+        ],
         "early_epoch": [s["early_epoch"] for s in per_seed],
+        "early_selected_on": "validation",
+        "early_selection": "the checkpoint with the best validation pass@16 (the first of any tie)",
         "seeds": list(seeds),
-        "setup": {"per_class": PER_CLASS, "epochs": epochs, "checkpoint_every": every, "n_samples": N_SAMPLES},
+        "setup": {
+            "per_class": PER_CLASS,
+            "validation_per_class": VALIDATION_PER_CLASS,
+            "validation_images": per_seed[0]["validation_images"],
+            "test_images": per_seed[0]["test_images"],
+            "epochs": epochs,
+            "checkpoint_every": every,
+            "n_samples": N_SAMPLES,
+        },
     }
     result["goals"] = {
         "late_pass16_below_early": rows["late"]["pass@16"] < rows["early"]["pass@16"],
@@ -74,7 +94,7 @@ def _one_seed(seed: int, epochs: int, every: int, max_test: int | None) -> dict[
         import torch
 
     torch.manual_seed(seed)
-    x_train, y_train, x_test, y_test = _data(seed)
+    x_train, y_train, x_val, y_val, x_test, y_test = _data(seed)
     x_test, y_test = x_test[:max_test], y_test[:max_test]
     net = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
     optimiser = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -87,14 +107,15 @@ def _one_seed(seed: int, epochs: int, every: int, max_test: int | None) -> dict[
         if epoch % every == 0:
             states[epoch] = {k: v.detach().clone() for k, v in net.state_dict().items()}
 
-    def logits(state: dict[str, Any]) -> np.ndarray:
+    def logits(state: dict[str, Any], x: np.ndarray = x_test) -> np.ndarray:
         net.load_state_dict(state)
         with torch.no_grad():
-            return net(torch.from_numpy(x_test)).double().numpy()
+            return net(torch.from_numpy(x)).double().numpy()
 
     rng_seed = [seed, 1]
+    validation = {e: _scores(logits(s, x_val), y_val, [seed, 2], with_maj=False) for e, s in states.items()}
+    early = max(validation, key=lambda e: validation[e]["pass@16"])  # the first of ties: the earliest
     curve = {epoch: _scores(logits(s), y_test, rng_seed, with_maj=False) for epoch, s in states.items()}
-    early = max(curve, key=lambda e: curve[e]["pass@16"])
     late = max(states)
     wise = {a: _scores(logits(interpolate(states[early], states[late], a)), y_test, rng_seed) for a in ALPHAS}
     late_logits = logits(states[late])
@@ -104,21 +125,27 @@ def _one_seed(seed: int, epochs: int, every: int, max_test: int | None) -> dict[
         "wise": wise[0.5],
         "wise_alphas": {str(a): v for a, v in wise.items()},
         "temperature": {str(t): _scores(late_logits / t, y_test, rng_seed) for t in TEMPERATURES},
-        "checkpoints": [{"epoch": e, **v} for e, v in curve.items()],
+        "checkpoints": [{"epoch": e, "validation": validation[e], "test": curve[e]} for e in states],
         "early_epoch": early,
+        "validation_images": len(y_val),
+        "test_images": len(y_test),
     }
 
 
-def _data(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _data(seed: int) -> tuple[np.ndarray, ...]:
+    """``x_train, y_train, x_val, y_val, x_test, y_test``: per class, a seeded permutation's first 20 images
+    train, the next 40 validate, the rest test (disjoint; the training images are those of the old two-way split)."""
     with extra("bench"):
         from sklearn.datasets import load_digits
 
     x, y = load_digits(return_X_y=True)
     x = (x / 16.0).astype(np.float32)
     rng = np.random.default_rng(seed)
-    train = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:PER_CLASS] for c in range(10)])
-    test = np.setdiff1d(np.arange(len(y)), train)
-    return x[train], y[train], x[test], y[test]
+    shuffled = [rng.permutation(np.flatnonzero(y == c)) for c in range(10)]
+    train = np.concatenate([p[:PER_CLASS] for p in shuffled])
+    validation = np.concatenate([p[PER_CLASS : PER_CLASS + VALIDATION_PER_CLASS] for p in shuffled])
+    test = np.setdiff1d(np.arange(len(y)), np.concatenate([train, validation]))
+    return x[train], y[train], x[validation], y[validation], x[test], y[test]
 
 
 def _scores(logits: np.ndarray, truth: np.ndarray, seed: list[int], *, with_maj: bool = True) -> dict[str, float]:
@@ -151,7 +178,7 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
 def text(result: dict[str, Any]) -> str:
     """The tables of the reproduction, for a terminal or a Markdown page."""
     columns = ["pass@1", "pass@2", "pass@4", "pass@8", "pass@16", "maj@16", "var_pass@1", "jensen_gap@16", "accuracy"]
-    rows = [("early (best pass@16)", result["early"]), ("late (last)", result["late"])]
+    rows = [("early (best val. pass@16)", result["early"]), ("late (last)", result["late"])]
     rows += [(f"WiSE alpha={a}", v) for a, v in result["wise_alphas"].items()]
     rows += [(f"late, T={t}", v) for t, v in result["temperature"].items()]
     width = max(len(name) for name, _ in rows)
@@ -162,7 +189,9 @@ def text(result: dict[str, Any]) -> str:
     setup = result["setup"]
     lines.append(
         f"\n{setup['per_class']} training images per class, {setup['epochs']} epochs, a checkpoint every "
-        f"{setup['checkpoint_every']}; {setup['n_samples']} samples per test image; seeds {result['seeds']}; "
-        f"early checkpoint at epoch {result['early_epoch']}."
+        f"{setup['checkpoint_every']}; {setup['n_samples']} samples per image; seeds {result['seeds']}; "
+        f"early checkpoint at epoch {result['early_epoch']}, chosen by pass@16 on {setup['validation_images']} "
+        f"validation images ({setup['validation_per_class']} per class, disjoint from the training images and "
+        f"from the {setup['test_images']} test images every number above is measured on)."
     )
     return "\n".join(lines)
