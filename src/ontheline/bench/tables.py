@@ -44,12 +44,13 @@ def trust_table(result: BenchmarkResult, zoo: str = "all") -> tuple[list[str], l
 
 def ablation_table(result: BenchmarkResult) -> tuple[list[str], list[Row]]:
     """Each confidence baseline's MAE with and without temperature scaling, on trusted, flagged and all shifts."""
-    header = ["method", "temperature-scaled", "trusted", "flagged", "all"]
+    header = ["method", "probabilities", "trusted", "flagged", "all"]
     main, other = group_mae(result.select("all")), group_mae([s for s in result.ablation if s.zoo == "all"])
     rows: list[Row] = []
     for method in [m for m in result.methods if m in ABLATED]:
         for calibrated, mae in sorted(((result.calibrate, main), (not result.calibrate, other)), reverse=True):
-            rows.append([method, calibrated, *(mae.get(g, {}).get(method) for g in ("trusted", "flagged", "all"))])
+            label = "temperature-scaled" if calibrated else "raw"
+            rows.append([method, label, *(mae.get(g, {}).get(method) for g in ("trusted", "flagged", "all"))])
     return header, rows
 
 
@@ -131,7 +132,7 @@ def quality_lines(result: BenchmarkResult) -> list[str]:
             lines.append(f"{zoo}: no shift was trusted (R² >= {result.min_r2}).")
         if bad["n_shifts"]:
             lines.append(
-                f"{zoo}: ALine-D is off by more than 5 points on {bad['n_shifts']} shifts; R² flagged "
+                f"{zoo}: ALine-D is off by more than 5 points on {bad['n_shifts']} shifts; the trust check flagged "
                 f"{bad['n_flagged']} of them ({100 * bad['share_flagged']:.0f}%, goal >= 90%: "
                 f"{'met' if bad['met'] else 'not met'})."
             )
