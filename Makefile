@@ -17,7 +17,7 @@ $(DEMO_STAMP): pyproject.toml | $(BIN)/python
 	touch $(DEMO_STAMP)
 
 $(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(PIP) -e ".[dev,bench,torch,store,ot,dask,onnx,safetensors,hf,plot,rl]"
+	$(PIP) -e ".[dev,bench,torch,store,ot,dask,onnx,safetensors,hf,plot,rl,text]"
 	touch $(TEST_STAMP) $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)

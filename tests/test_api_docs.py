@@ -41,6 +41,7 @@ PAPER_METHODS = {
     "ontheline.estimators": ("ALineS", "ALineD", "ATC", "DoC", "AC", "GDE"),
     "ontheline.adapt": ("AdaptConfig", "Adapted", "AdaptedModel", "select_adaptation"),
     "ontheline.shifts": ("corrupt",),
+    "ontheline.zoo": ("train_probes",),
     "ontheline.research.sam": ("SAM", "sam_gradient", "head_penalty"),
     "ontheline.research.passk": ("pass_at_k", "pass_at_k_decomposition", "best_at_k", "maj_at_k"),
     "ontheline.research.wise_ft": ("interpolate", "interpolate_files"),

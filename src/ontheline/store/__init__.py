@@ -3,7 +3,10 @@
 One folder holds everything: ``catalog.sqlite`` (what is stored, and how it was made) and
 ``entries/`` (one Zarr v3 group per entry, with ``labels`` ``(n_samples,)`` and ``probs``
 ``(n_samples, n_classes)``). An entry is keyed by a fingerprint of the model (weights and
-configuration), the dataset's content, the preprocessing and the package version.
+configuration), the dataset's content, the preprocessing and the package version. An entry
+can hold a float matrix instead of predictions (:meth:`Store.put_features`: a backbone's
+embeddings ``features`` ``(n_samples, n_features)``, dtype ``'features'`` in the catalog), read
+back with :meth:`Store.get_features`; the prediction readers refuse it.
 
 Writes are atomic: an entry is written into a private temporary folder, then renamed into
 place (a single atomic step on one file system) and recorded in the catalog in one SQLite
@@ -24,7 +27,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -42,6 +45,8 @@ from ontheline.store.entry import Entry, EntryInfo, StoreError, damaged, entry_k
 CHUNK_SAMPLES = 1 << 16
 #: The dtypes Store.put keeps probabilities in.
 PROB_DTYPES = ("float16", "float32")
+#: The catalog dtype of an entry that holds a float32 matrix (Store.put_features), not predictions.
+FEATURES = "features"
 
 for _public in (Entry, EntryInfo, StoreError, entry_key, fingerprint_array):
     _public.__module__ = __name__  # their public home, as tracebacks, reprs and pickles name it
@@ -133,18 +138,86 @@ class Store:
                 )
             stored, n_classes, dtype = None, int(labels.max(initial=0)) + 1, "labels"
         labels = labels.astype(np.min_scalar_type(max(n_classes - 1, 0)))  # uint8 up to 256 classes
+        data = {"labels": labels} if stored is None else {"labels": labels, "probs": stored}
         key = entry_key(model_fingerprint, dataset_fingerprint, preprocessing)
+        names = (model, model_fingerprint, dataset, dataset_fingerprint, preprocessing)
+        checksum = lambda: arrays.entry_checksum(labels, stored)  # noqa: E731 - only when the entry is written
+        return self._write(key, data, names, n_classes, dtype, checksum, seconds, device)
+
+    def put_features(
+        self,
+        features: np.ndarray,
+        *,
+        model: str,
+        model_fingerprint: str,
+        dataset: str,
+        dataset_fingerprint: str,
+        preprocessing: str = "",
+        seconds: float = 0.0,
+        device: str = "cpu",
+    ) -> EntryInfo:
+        """Store a float matrix ``features`` ``(n_samples, n_features)`` (a backbone's embeddings, say) as an entry.
+
+        Kept as float32, any values (finite), any number of columns; keyed, written, checked and
+        listed like predictions, with dtype ``'features'`` and ``n_classes`` the number of
+        columns. Read it back with :meth:`get_features`. As with :meth:`put`, an intact entry
+        already stored under the same key is kept.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     store = Store(folder)
+        ...     info = store.put_features(np.array([[0.5, -2.0, 3.0]]), model="encoder", model_fingerprint="e1",
+        ...                               dataset="texts", dataset_fingerprint="t1")
+        ...     print(info.dtype, info.n_samples, info.n_classes, store.get_features(info.key).tolist())
+        features 1 3 [[0.5, -2.0, 3.0]]
+        """
+        features = np.asarray(features)
+        if features.ndim != 2 or features.shape[1] < 1 or features.dtype.kind not in "fiu":
+            raise ValueError(
+                f"features must be a real matrix of shape (n_samples, n_features); got {features.shape} {features.dtype}."
+            )
+        with np.errstate(over="ignore"):  # beyond float32's range: refused just below
+            stored = features.astype(np.float32)
+        if not np.isfinite(stored).all():
+            raise ValueError("features must be finite (in float32); they hold NaN or infinite values.")
+        key = entry_key(model_fingerprint, dataset_fingerprint, preprocessing)
+        names = (model, model_fingerprint, dataset, dataset_fingerprint, preprocessing)
+        checksum = lambda: arrays.entry_checksum(stored, None)  # noqa: E731
+        return self._write(key, {"features": stored}, names, stored.shape[1], FEATURES, checksum, seconds, device)
+
+    def _write(
+        self,
+        key: str,
+        data: dict[str, np.ndarray],
+        names: tuple[str, str, str, str, str],
+        n_classes: int,
+        dtype: str,
+        checksum: Callable[[], str],
+        seconds: float,
+        device: str,
+    ) -> EntryInfo:
+        """Write the arrays ``data`` of entry ``key`` and its catalog row, unless an intact one is stored.
+
+        ``names`` are the row's ``model, model_fingerprint, dataset, dataset_fingerprint,
+        preprocessing``; ``checksum()`` (of the arrays) is computed only when the entry is written.
+        """
         target = self._entry_path(key)
         seen = catalog.stored(self.path, key)
+        if seen is not None and (seen.dtype == FEATURES) != ("features" in data):
+            raise ValueError(
+                f"Entry {key} already holds {'features' if seen.dtype == FEATURES else 'predictions'}; "
+                "pass another model fingerprint or preprocessing text for the other kind."
+            )
         if seen is not None and self._intact(seen):
             return seen
-        data = {"labels": labels} if stored is None else {"labels": labels, "probs": stored}
-        chunk = max(1, min(len(labels), CHUNK_SAMPLES))
+        n_samples = len(next(iter(data.values())))
+        chunk = max(1, min(n_samples, CHUNK_SAMPLES))
         sums = {name: arrays.chunk_checksums(array, chunk) for name, array in data.items()}
         info = EntryInfo(
-            key, model, model_fingerprint, dataset, dataset_fingerprint, preprocessing, package_version(),
-            len(labels), n_classes, dtype, datetime.now(UTC).isoformat(timespec="seconds"),
-            float(seconds), device, arrays.entry_checksum(labels, stored),
+            key, *names, package_version(), n_samples, n_classes, dtype,
+            datetime.now(UTC).isoformat(timespec="seconds"), float(seconds), device, checksum(),
         )  # fmt: skip
         catalog.create(self.path)
         # A private folder under tmp/, named after this process: clean() leaves it while this process runs.
@@ -184,8 +257,30 @@ class Store:
     def get(self, key: str, *, verify: bool = True) -> Entry:
         """Read one entry; with ``verify`` its checksum is checked, and a mismatch raises :class:`StoreError`."""
         info = self.info(key)
+        if info.dtype == FEATURES:
+            raise StoreError(f"Store entry {info.key} ({info.model} on {info.dataset}) holds features, not "
+                             "predictions; read it with Store.get_features.")  # fmt: skip
         labels, probs = arrays.read_entry(self._entry_path(info.key), info, verify=verify)
         return Entry(info, labels, probs)
+
+    def get_features(self, key: str, *, verify: bool = True) -> np.ndarray:
+        """The float32 matrix of a features entry (:meth:`put_features`); checked as :meth:`get` checks.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     store = Store(folder)
+        ...     info = store.put_features(np.eye(2), model="m", model_fingerprint="w", dataset="d",
+        ...                               dataset_fingerprint="x")
+        ...     print(store.get_features(info.key[:8]).dtype)
+        float32
+        """
+        info = self.info(key)
+        if info.dtype != FEATURES:
+            raise StoreError(f"Store entry {info.key} ({info.model} on {info.dataset}) holds predictions, not "
+                             "features; read it with Store.get.")  # fmt: skip
+        return arrays.read_features(self._entry_path(info.key), info, verify=verify)
 
     def ls(self, *, model: str | None = None, dataset: str | None = None) -> list[EntryInfo]:
         """Catalog rows, oldest first, optionally only those of one model name or dataset name."""
@@ -228,6 +323,9 @@ class Store:
         with extra("dask"):  # first: without dask, that is the answer
             import dask.array  # noqa: F401
         infos = [self.info(k) for k in keys]
+        features = [i.key[:12] for i in infos if i.dtype == FEATURES]
+        if features:
+            raise ValueError(f"Entries {features} hold features, not predictions; read them with Store.get_features.")
         if len({i.n_samples for i in infos}) > 1:
             raise ValueError(f"stacked_{name} takes entries of one dataset; these keys have different sample counts.")
         # Arrays are opened once; each block task then reads one slice of samples from every
@@ -330,7 +428,7 @@ class Store:
 
     def _intact(self, info: EntryInfo) -> bool:
         try:
-            self.get(info.key)
+            self.get_features(info.key) if info.dtype == FEATURES else self.get(info.key)
         except StoreError:
             return False
         return True
@@ -346,4 +444,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-__all__ = ["Entry", "EntryInfo", "Store", "StoreError", "default_store_path", "entry_key", "fingerprint_array"]
+__all__ = [
+    "FEATURES", "Entry", "EntryInfo", "Store", "StoreError", "default_store_path", "entry_key", "fingerprint_array",
+]  # fmt: skip

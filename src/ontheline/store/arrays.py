@@ -1,4 +1,4 @@
-"""The Zarr side of the store: an entry's ``labels`` and ``probs`` arrays, and their checksums.
+"""The Zarr side of the store: an entry's ``labels`` and ``probs`` arrays (or its ``features``), and their checksums.
 
 Here an entry's arrays are staged into a private folder and synced (the store then renames the
 folder into place), read back whole and checked against the SHA-256 recorded for the entry, or
@@ -107,6 +107,23 @@ def read_entry(path: Path, info: EntryInfo, *, verify: bool = True) -> tuple[np.
     if verify and entry_checksum(labels, probs) != info.checksum:
         raise damaged(info, "its arrays do not match the checksum recorded when it was written")
     return labels, probs
+
+
+def read_features(path: Path, info: EntryInfo, *, verify: bool = True) -> np.ndarray:
+    """The ``features`` ``(n_samples, n_features)`` of a features entry ``info`` in folder ``path``.
+
+    An array that cannot be read or does not have the recorded shape, or, with ``verify``, does
+    not match the recorded checksum, raises :class:`~ontheline.store.StoreError`.
+    """
+    try:
+        features = np.asarray(_zarr().open_group(str(path), mode="r")["features"][:])
+    except Exception as exc:  # as read_entry: any failure to decode is damage
+        raise damaged(info, f"its features cannot be read ({type(exc).__name__}: {exc})") from None
+    if features.shape != (info.n_samples, info.n_classes):
+        raise damaged(info, "its features do not have the shape recorded when it was written")
+    if verify and entry_checksum(features, None) != info.checksum:
+        raise damaged(info, "its features do not match the checksum recorded when it was written")
+    return features
 
 
 # --- the lazy path -------------------------------------------------------------------------------

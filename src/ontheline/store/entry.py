@@ -45,7 +45,8 @@ class EntryInfo:
     Its fields, in :data:`COLUMNS` order, are the catalog's columns: the entry's ``key``, the
     ``model`` and ``dataset`` names with their fingerprints, the ``preprocessing`` text, the
     package ``version``, ``n_samples``, ``n_classes``, the stored ``dtype`` (``'labels'`` for hard
-    predictions only), when it was ``created``, the ``seconds`` it took, the ``device`` and the
+    predictions only; ``'features'`` for a float matrix, whose ``n_classes`` is its number of
+    columns), when it was ``created``, the ``seconds`` it took, the ``device`` and the
     ``checksum`` of its arrays.
 
     Examples
