@@ -34,11 +34,12 @@ PUBLIC_MODULES = {
     "ontheline.research.mcr2": "torch",
     "ontheline.research.rewards": None,
     "ontheline.research.rewards.minigrid": "minigrid",
+    "ontheline.research.lm": "torch",
 }
 
 #: The objects that implement a paper's method, by the public module that exports them.
 PAPER_METHODS = {
-    "ontheline.estimators": ("ALineS", "ALineD", "ATC", "DoC", "AC", "GDE"),
+    "ontheline.estimators": ("ALineS", "ALineD", "ATC", "DoC", "AC", "COT", "COTT", "GDE"),
     "ontheline.adapt": ("AdaptConfig", "Adapted", "AdaptedModel", "select_adaptation"),
     "ontheline.shifts": ("corrupt",),
     "ontheline.zoo": ("train_probes",),
