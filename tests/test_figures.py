@@ -82,7 +82,9 @@ def test_the_estimate_report_is_self_contained_and_escapes_names(evaluation):
     assert "Zoo &lt;b&gt;v2&lt;/b&gt;" in html
     assert set(re.findall(r"https?://[^\"' ]+", html)) == {"http://www.w3.org/2000/svg"}
     svgs = re.findall(r"<svg.*?</svg>", html, flags=re.S)
-    assert len(svgs) == 1 + len(evaluation.results)  # the agreement plot, then estimated vs true per method
+    # The agreement plot, estimated vs true per method, then the ensemble's reliability diagram (GDE's check).
+    assert len(svgs) == 1 + len(evaluation.results) + 1
+    assert "Is GDE justified here?" in html
     for svg in svgs:
         ET.fromstring(svg)  # well-formed
     assert ('class="banner ok"' in html) == evaluation.trusted

@@ -19,6 +19,7 @@ from ontheline._optional import MissingExtraError
 from ontheline._validation import EstimationError, check_choice
 from ontheline.agreement import DEFAULT_KEEP, DEFAULT_MIN_R2, AgreementLine, encode_labels
 from ontheline.estimators import METHODS, EstimateResult, Estimator, make_estimator
+from ontheline.estimators.gde_check import GDEDiagnostics, gde_diagnostics
 from ontheline.predictions import Predictions, as_predictions
 
 #: The method that ranks the models and that trust, selection and the benchmark's goals are read from.
@@ -98,7 +99,9 @@ class Evaluation:
 
     ``ood_accuracy`` holds the true OOD accuracies when OOD labels were given (None otherwise);
     ``skipped`` maps a method to why it did not run; ``warnings`` lists what the estimators
-    warned about, once each.
+    warned about, once each. ``gde`` holds GDE's check on the labelled sets (``'id'``, and
+    ``'ood'`` with OOD labels): the zoo's calibration (CACE) against the GDE gap
+    (:func:`~ontheline.estimators.gde_diagnostics`).
 
     Examples
     --------
@@ -107,6 +110,8 @@ class Evaluation:
     >>> evaluation = otl.evaluate(id_preds, id_labels, ood_preds, ood_labels=ood_labels, n_bootstrap=0)
     >>> evaluation.ranking_method, bool(evaluation.mae()["aline-d"] < 3.0)  # points
     ('aline-d', True)
+    >>> evaluation.gde["id"].bound_holds, evaluation.gde["ood"].bound_holds  # Theorem 4.2: |gap| <= CACE
+    (True, True)
     """
 
     results: dict[str, EstimateResult]
@@ -114,6 +119,7 @@ class Evaluation:
     skipped: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gde: dict[str, GDEDiagnostics | None] = field(default_factory=dict)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -213,6 +219,7 @@ class Evaluation:
             "warnings": list(self.warnings),
             "notes": {m: list(r.notes) for m, r in self.results.items() if r.notes},
             "settings": {m: _json_settings(p) for m, p in self.settings.items()},
+            "gde_diagnostics": {k: None if d is None else d.to_dict() for k, d in self.gde.items()} or None,
         }
 
 
@@ -242,6 +249,8 @@ class FittedMethods:
     estimators: dict[str, Estimator]
     skipped: dict[str, str]
     id_preds: Predictions = field(repr=False)
+    #: GDE's check on the ID data (:func:`~ontheline.estimators.gde_diagnostics`).
+    id_gde: GDEDiagnostics | None = field(default=None, repr=False)
 
 
 def fit_methods(
@@ -286,7 +295,7 @@ def fit_methods(
             if on_failure == "raise":
                 raise
             skipped[name] = str(exc)
-    return FittedMethods(fitted, skipped, id_p)
+    return FittedMethods(fitted, skipped, id_p, gde_diagnostics(id_p, id_labels))
 
 
 def estimate_all(
@@ -350,11 +359,12 @@ def estimate_all(
             f"None of the methods could run: {skipped}. Pass probabilities, or more (and more diverse) models."
         )
     messages = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
-    truth = None
+    truth, ood_gde = None, None
     if ood_labels is not None:
         truth = np.asarray((ood_p.labels == encode_labels(ood_p, ood_labels, "ood_labels")).mean(axis=1))
+        ood_gde = gde_diagnostics(ood_p, ood_labels)
     settings = {name: fitted.estimators[name].get_params() for name in results}
-    return Evaluation(results, truth, skipped, messages, settings)
+    return Evaluation(results, truth, skipped, messages, settings, {"id": fitted.id_gde, "ood": ood_gde})
 
 
 def evaluate(

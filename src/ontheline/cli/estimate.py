@@ -167,7 +167,26 @@ def format_table(evaluation: Evaluation) -> str:
         for r in [header, *rows]
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join([*lines, "", evaluation.trust_message(), f"Ranked by {evaluation.ranking_method}."])
+    notes = [evaluation.trust_message(), f"Ranked by {evaluation.ranking_method}.", *gde_notes(evaluation)]
+    return "\n".join([*lines, "", *notes])
+
+
+def gde_notes(evaluation: Evaluation) -> list[str]:
+    """One line per labelled set: GDE's calibration check (CACE of the zoo's vote ensemble against the GDE gap)."""
+    lines = []
+    for key, where in (("id", "ID data"), ("ood", "OOD data")):
+        d = evaluation.gde.get(key)
+        if d is None:
+            continue
+        softmax = "" if d.softmax_cace is None else f"; mean-softmax CACE {d.softmax_cace:.3f} ({d.bins} bins)"
+        verdict = "holds" if d.bound_holds else "FAILS (a bug: please report it)"
+        lines.append(
+            f"GDE check on the {where}: CACE {d.cace:.3f} (the {d.n_models} models' vote ensemble){softmax}; "
+            f"|E[Dis] - E[Err]| = |{d.expected_disagreement:.3f} - {d.expected_error:.3f}| = {d.gap:.3f} "
+            "(two models drawn with replacement, as in Theorem 4.2); "
+            f"the bound |gap| <= CACE {verdict}."
+        )
+    return lines
 
 
 def _estimate_cell(evaluation: Evaluation, method: str, i: int) -> str:

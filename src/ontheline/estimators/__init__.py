@@ -14,8 +14,18 @@ from typing import Any
 from ontheline._validation import InputError
 from ontheline.estimators._base import EstimateResult, Estimator
 from ontheline.estimators.aline import ALineD, ALineS
+from ontheline.estimators.calibration import (
+    PAPER_BINS,
+    CalibrationCurve,
+    calibration_curve,
+    class_aggregated_calibration_error,
+    class_wise_calibration_error,
+    gde_gap,
+    vote_ensemble,
+)
 from ontheline.estimators.confidence import AC, ATC, DoC
 from ontheline.estimators.gde import GDE
+from ontheline.estimators.gde_check import GDEDiagnostics, gde_diagnostics
 from ontheline.estimators.transport import COT, COTT
 
 #: CLI name -> a factory for that estimator with its default settings, in display order.
@@ -74,11 +84,20 @@ __all__ = [
     "ALineS",
     "COT",
     "COTT",
+    "CalibrationCurve",
     "DoC",
     "EstimateResult",
     "Estimator",
     "GDE",
+    "GDEDiagnostics",
     "METHODS",
+    "PAPER_BINS",
     "PER_MODEL",
+    "calibration_curve",
+    "class_aggregated_calibration_error",
+    "class_wise_calibration_error",
+    "gde_diagnostics",
+    "gde_gap",
     "make_estimator",
+    "vote_ensemble",
 ]

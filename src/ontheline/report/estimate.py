@@ -53,6 +53,18 @@ def estimate_report(evaluation: Evaluation, *, title: str = "ontheline estimate"
             table(["method", "MAE (points)"], [[m, v] for m, v in evaluation.mae().items()]),
             f'<div class="plots">{"".join(_estimate_plot(evaluation, m) for m in evaluation.results)}</div>',
         ]
+    if evaluation.gde.get("id") is not None:
+        body += [
+            "<h2>Is GDE justified here? The ensemble's calibration</h2>",
+            "<p>GDE estimates accuracy from agreement. Jiang et al. (ICLR 2022, Theorem 4.2) bound how far the "
+            "zoo's expected disagreement can be from its expected error by the class-aggregated calibration "
+            "error (CACE) of the ensemble that votes with every model. Each point of the reliability diagram "
+            "is a level of the ensemble's vote share q for a class; its height is how often that class is the "
+            "true one. On the diagonal the ensemble is calibrated and GDE holds; labels are needed, so this is "
+            "checked on the labelled sets only.</p>",
+            table(*gde_rows(evaluation)),
+            f'<div class="plots">{reliability_plot(evaluation)}</div>',
+        ]
     notes = [f"{m} skipped: {why}" for m, why in evaluation.skipped.items()] + list(evaluation.warnings)
     notes += [f"{m}: {note}" for m, r in evaluation.results.items() for note in r.notes]
     if notes:
@@ -146,6 +158,38 @@ def _estimate_plot(evaluation: Evaluation, method: str) -> str:
     tips = [f"{m}: true {a:.1f}%, {method} {b:.1f}%" for m, (a, b) in zip(evaluation.models, points)]
     axes = Axes("true OOD accuracy, %", f"{method} estimate, %", probit=False, width=300, height=280)
     return scatter([Series(method, points, tips, "#1f77b4", radius=3.0)], [], axes)
+
+
+def gde_rows(evaluation: Evaluation) -> tuple[list[str], list[list[object]]]:
+    """GDE's check per labelled set: CACE (vote ensemble, exact levels and binned; mean softmax), error, disagreement, gap."""
+    header = ["data", "CACE", "CACE (binned)", "mean-softmax CACE", "E[Err]", "E[Dis]", "|gap|", "|gap| <= CACE"]
+    rows: list[list[object]] = []
+    for key, d in evaluation.gde.items():
+        if d is not None:
+            softmax = None if d.softmax_cace is None else round(d.softmax_cace, 4)
+            rows.append([key.upper(), round(d.cace, 4), round(d.cace_binned, 4), softmax, round(d.expected_error, 4),
+                         round(d.expected_disagreement, 4), round(d.gap, 4), d.bound_holds])  # fmt: skip
+    return header, rows
+
+
+def reliability_plot(evaluation: Evaluation) -> str:
+    """The class-aggregated reliability diagram of the vote ensemble (and the mean softmax) on each labelled set."""
+    colors = {"id": ("#1f77b4", "#9ecae1"), "ood": ("#e6550d", "#fdae6b")}
+    series = []
+    for key, d in evaluation.gde.items():
+        if d is None:
+            continue
+        curves = [(f"{key.upper()} vote ensemble", d.curve, colors[key][0])]
+        if d.softmax_curve is not None:
+            curves.append((f"{key.upper()} mean softmax ({d.bins} bins)", d.softmax_curve, colors[key][1]))
+        for label, c, color in curves:
+            points = np.stack([c.confidence, c.frequency], axis=1)
+            tips = [f"{label}: q {q:.3f}, frequency {f:.3f}, weight {w:.4f}" for q, f, w in zip(*points.T, c.weight)]
+            series.append(Series(label, points, tips, color, radius=3.5))
+    axes = Axes(
+        "ensemble confidence q for a class", "how often that class is true", probit=False, width=420, height=380
+    )
+    return scatter(series, [], axes)
 
 
 def _pct(value: float | None) -> float | None:
