@@ -28,6 +28,7 @@ import numpy as np
 from ontheline._io import atomic_write
 from ontheline._optional import extra
 from ontheline._progress import Progress
+from ontheline._validation import InputError
 from ontheline.adapt import AdaptConfig, Adapted, source_fingerprint
 from ontheline.bench.config import CONFIGS, SPLIT_FRACTIONS, SPLIT_SEED, BenchConfig
 from ontheline.bench.data import DatasetSplits, Split, make_splits, natural_labels, natural_shift
@@ -52,8 +53,11 @@ _BUNDLE = "ontheline benchmark bundle: evaluation sets concatenated in config or
 class ZooPredictions:
     """A dataset's zoo and its probabilities on every evaluation set.
 
-    ``probs[set]`` has shape ``(n_models, n_samples, n_classes)``; sets are ``'id_val'``,
-    ``'id_test'`` and each shift's name. ``labels[set]`` are the true labels, ``(n_samples,)``.
+    ``probs[set]`` has shape ``(n_models, n_samples, n_classes)``; sets are ``'id_val'``
+    (``'id_test'`` for the image zoos) and each shift's name. ``labels[set]`` are the true
+    labels, ``(n_samples,)``. ``parts`` names the parts of the zoo scored apart beside the
+    whole, each a boolean mask over the models; by default the networks (``'neural'``) and the
+    other models (``'non-neural'``), as ``neural`` marks them.
     """
 
     dataset: str
@@ -61,6 +65,12 @@ class ZooPredictions:
     neural: np.ndarray
     probs: dict[str, np.ndarray]
     labels: dict[str, np.ndarray]
+    parts: dict[str, np.ndarray] | None = None
+
+    def zoo_parts(self) -> dict[str, np.ndarray]:
+        """``'all'`` and each part of the zoo, as boolean masks over the models."""
+        parts = self.parts if self.parts is not None else {"neural": self.neural, "non-neural": ~self.neural}
+        return {"all": np.ones(len(self.models), bool)} | {name: np.asarray(mask, bool) for name, mask in parts.items()}
 
 
 @dataclass(frozen=True)
@@ -120,8 +130,19 @@ def zoo_predictions(
     Models whose entries are missing (or damaged: those are removed, with a warning) are
     trained and predicted, in ``jobs`` worker processes, and written to ``store`` one entry
     at a time; ``from_store`` is True when no model had to be trained. With ``adapt``, each
-    network adapts at test time on every evaluation set separately (reset between sets).
+    network adapts at test time on every evaluation set separately (reset between sets). The
+    text configuration's zoo is linear probes on sentence embeddings
+    (:func:`ontheline.bench.text_zoo.text_zoo_predictions`), kept in the store the same way.
     """
+    if config.zoo == "text":
+        if adapt is not None:
+            raise InputError(
+                "--adapt adapts the image zoos' networks at test time; the text zoo is linear probes on frozen "
+                "embeddings. Drop --adapt, or pass --config quick or full."
+            )
+        from ontheline.bench.text_zoo import text_zoo_predictions
+
+        return text_zoo_predictions(store, progress=progress, n_eval=config.n_eval)
     store = store if store is not None else Store()
     set_labels = _evaluation_labels(config.name, dataset)
     bundle = _bundle_fingerprint(config.name, dataset)
@@ -253,7 +274,13 @@ def _networks(recipe: NetRecipe, dataset: str, train: Split, folder: Path | None
             warnings.warn(
                 f"Retraining {recipe.name(max(recipe.checkpoints))}: saved weights damaged ({exc}).", stacklevel=2
             )
-    models = list(train_net(recipe, train))
+    # One thread, as in the benchmark's workers: the saved checkpoints must not depend on who trained them.
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        models = list(train_net(recipe, train))
+    finally:
+        torch.set_num_threads(previous_threads)
     for model in models:
         with atomic_write(paths[model.name]) as handle:
             torch.save(model.module.state_dict(), handle)

@@ -17,6 +17,7 @@ from ontheline.estimators.aline import aline_s
 from ontheline.evaluate import RANKING_METHOD, Evaluation, estimate_all, fit_methods
 from ontheline.predictions import Predictions, as_predictions
 
+#: The zoos of the image benchmark: the whole zoo and its two parts (the text zoo's parts are its backbones).
 ZOOS = ("all", "neural", "non-neural")
 ORACLE = "oracle"
 
@@ -115,22 +116,25 @@ def score(
     min_r2: float = 0.95,
     methods: Iterable[str] = METHODS,
     calibrate: bool = True,
-    zoos: Iterable[str] = ZOOS,
+    zoos: Iterable[str] | None = None,
 ) -> list[ShiftScore]:
     """Fit every method once per zoo on ID validation, then score it on each shift.
 
-    A method that estimates each model from that model's predictions alone (ATC, DoC, AC, COT,
-    COTT) gives a part of the zoo exactly the whole zoo's numbers for its models, so it is
-    estimated once, on the whole zoo, and its estimates are sliced for the neural and
-    non-neural parts; the methods that read the zoo as a whole (ALine, GDE) run on each part.
+    The zoos are the whole zoo (``'all'``) and each of its parts (:meth:`ZooPredictions.zoo_parts`:
+    the neural and non-neural models of the image zoos, the backbones of the text zoo), or
+    those named in ``zoos``. A method that estimates each model from that model's predictions
+    alone (ATC, DoC, AC, COT, COTT) gives a part of the zoo exactly the whole zoo's numbers for
+    its models, so it is estimated once, on the whole zoo, and its estimates are sliced for the
+    parts; the methods that read the zoo as a whole (ALine, GDE) run on each part.
     A method that cannot estimate a shift (say, ALine-D when the kept pairs form a bipartite
     graph) gets NaN estimates there, with its reason in ``ShiftScore.failures``.
     """
     methods, scores = list(methods), []
     whole: dict[str, ShiftScore] = {}  # the whole zoo's score of each shift, to slice from
     id_labels = preds.labels["id_val"]
-    for zoo in zoos:
-        keep = {"all": np.ones_like(preds.neural), "neural": preds.neural, "non-neural": ~preds.neural}[zoo]
+    parts = preds.zoo_parts()
+    for zoo in parts if zoos is None else zoos:
+        keep = parts[zoo]
         if keep.sum() < 3:  # too few models for an agreement line
             continue
         sliced = [m for m in methods if whole and m in PER_MODEL]

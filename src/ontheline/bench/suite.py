@@ -5,7 +5,8 @@ the zoo of a configuration is trained and its probabilities on ID validation, ID
 every shifted test set are computed once, then kept in the prediction store. **Scoring**
 (:mod:`ontheline.bench.score`): each estimator is fitted on ID validation and estimates the
 accuracy on every shift; the true OOD labels are held aside and used only to score the
-estimates. The zoo is scored whole, and its neural and non-neural halves apart.
+estimates. The zoo is scored whole, and its parts apart (the image zoo's neural and non-neural
+models; the text zoo's probes on each backbone).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ontheline._validation import check_choice, check_number
 from ontheline.adapt import AdaptConfig
 from ontheline.bench.config import CONFIGS, BenchConfig
 from ontheline.bench.predict import zoo_predictions
-from ontheline.bench.score import ZOOS, ShiftScore, group_mae, quality, score, summarise
+from ontheline.bench.score import ShiftScore, group_mae, quality, score, summarise
 from ontheline.estimators import METHODS
 from ontheline.evaluate import method_settings
 from ontheline.store import Store
@@ -61,6 +62,20 @@ class BenchmarkResult:
         return [s for s in self.scores if s.zoo == zoo]
 
     @property
+    def zoos(self) -> list[str]:
+        """``'all'`` and the parts of the zoo that were scored, in order (``'neural'``, ``'non-neural'`` for images)."""
+        return list(dict.fromkeys(s.zoo for s in self.scores))
+
+    @property
+    def parts(self) -> list[str]:
+        """The parts of the zoo scored apart beside the whole."""
+        return [zoo for zoo in self.zoos if zoo != "all"]
+
+    def parts_heading(self) -> str:
+        """``Whole zoo, neural and non-neural models`` (the heading of the table of zoos)."""
+        return "Whole zoo" + (f", {' and '.join(self.parts)} models" if self.parts else "")
+
+    @property
     def title(self) -> str:
         """``quick``, or ``quick, adapted with tent-lr0.001-s1-b128``."""
         return self.config.name + (f", adapted with {self.adapt.label}" if self.adapt else "")
@@ -90,7 +105,7 @@ class BenchmarkResult:
             "methods": self.methods,
             "shifts": shifts,
             "summary": self.summary,
-            "quality": {zoo: quality(self.select(zoo)) for zoo in ZOOS if self.select(zoo)},
+            "quality": {zoo: quality(self.select(zoo)) for zoo in self.zoos},
             "from_store": self.from_store,
             "seconds": round(self.seconds, 1),
             "settings": self.settings,
@@ -122,8 +137,10 @@ def run_benchmark(
 
     Parameters
     ----------
-    config : {'tiny', 'quick', 'full'}
-        ``'quick'`` is what ``ontheline demo`` runs; ``'full'`` is the recorded suite.
+    config : {'tiny', 'quick', 'full', 'text'}
+        ``'quick'`` is what ``ontheline demo`` runs; ``'full'`` is the recorded suite; ``'text'``
+        scores linear probes on sentence embeddings on three natural text shifts
+        (:mod:`ontheline.bench.text_zoo`; needs ``ontheline data fetch vader`` once).
     store : Store, optional
         Where the zoo's predictions are kept between runs (default: the store at
         ``$ONTHELINE_STORE`` or ``~/.cache/ontheline``).

@@ -7,7 +7,7 @@ from typing import Any
 
 from ontheline._io import printable
 from ontheline.agreement import MIN_DISTINCT_PAIRS
-from ontheline.bench.score import ZOOS, group_mae, mean_finite, quality, summarise
+from ontheline.bench.score import group_mae, mean_finite, quality, summarise
 from ontheline.bench.suite import ABLATED, BenchmarkResult
 
 Row = list[Any]
@@ -86,11 +86,11 @@ def threshold_table(
 
 
 def zoo_table(result: BenchmarkResult) -> tuple[list[str], list[Row]]:
-    """Overall mean MAE for the whole zoo and for its neural and non-neural halves."""
+    """Overall mean MAE for the whole zoo and for each of its parts (neural and non-neural models, or backbones)."""
     methods = result.methods
     header = ["zoo", "models", "shifts", "trusted", "mean R²", *methods]
     rows = []
-    for zoo in ZOOS:
+    for zoo in result.zoos:
         scores = result.select(zoo)
         if scores:
             g = result.summary[zoo]["overall"]["all"]
@@ -116,7 +116,7 @@ def shift_table(result: BenchmarkResult, zoo: str = "all") -> tuple[list[str], l
 def quality_lines(result: BenchmarkResult) -> list[str]:
     """The quality goals, one sentence per zoo and goal."""
     lines = []
-    for zoo in ZOOS:
+    for zoo in result.zoos:
         scores = result.select(zoo)
         if not scores:
             continue
@@ -195,7 +195,7 @@ def results_markdown(result: BenchmarkResult, command: str, date: str) -> str:
         "",
         markdown(*threshold_table(result)),
         "",
-        "## Whole zoo, neural and non-neural models",
+        f"## {result.parts_heading()}",
         "",
         markdown(*zoo_table(result)),
         "",
@@ -211,7 +211,7 @@ def results_markdown(result: BenchmarkResult, command: str, date: str) -> str:
         markdown(*settings_table(result)),
     ]
     for grouping in ("family", "dataset", "severity"):
-        for zoo in ("all", "neural"):
+        for zoo in result.zoos[:2]:
             parts += ["", f"## By {grouping} ({zoo} zoo)", "", markdown(*summary_table(result, zoo, grouping))]
     parts += ["", "## Every shift (whole zoo)", "", markdown(*shift_table(result)), ""]
     return "\n".join(parts)

@@ -26,8 +26,10 @@ def register(sub: Any) -> None:
     ):
         bench = sub.add_parser(command, help=help_text)
         bench.add_argument(
-            "--config", choices=("tiny", "quick", "full"), default=config,
-            help="tiny: seconds, for tests; quick: the demo, ~3 min fresh; full: the recorded suite, ~8 min fresh",
+            "--config", choices=("tiny", "quick", "full", "text"), default=config,
+            help="tiny: seconds, for tests; quick: the demo, ~3 min fresh; full: the recorded suite, ~8 min fresh; "
+            "text: linear probes on sentence embeddings, movie reviews to tweets, Amazon and editorials (needs "
+            "'ontheline data fetch vader' once)",
         )  # fmt: skip
         bench.add_argument(
             "--out", help=f"folder for report.html, results.json, results.md (default ontheline-{command}[-ADAPTATION])"

@@ -10,7 +10,7 @@ import numpy as np
 
 from ontheline._progress import Progress
 from ontheline.bench import tables
-from ontheline.bench.score import ORACLE, ZOOS, ShiftScore, quality
+from ontheline.bench.score import ORACLE, ShiftScore, quality
 from ontheline.bench.suite import BenchmarkResult
 from ontheline.report.page import compressed, page, table
 from ontheline.report.svg import Axes, Line, Series, scatter
@@ -41,7 +41,7 @@ def benchmark_report(result: BenchmarkResult) -> str:
         table(*tables.trust_table(result)),
         "<h2>The trust threshold</h2><p>A failure is a shift where ALine-D is off by more than 5 points.</p>",
         table(*tables.threshold_table(result)),
-        "<h2>Whole zoo, neural and non-neural models</h2>",
+        f"<h2>{escape(result.parts_heading())}</h2>",
         table(*tables.zoo_table(result)),
         "<h2>The baselines with and without temperature scaling</h2><p>Fitted per model on ID validation, "
         "as the ATC paper does; the tables above use the "
@@ -73,7 +73,7 @@ def benchmark_report(result: BenchmarkResult) -> str:
 
 def _quality_banner(result: BenchmarkResult) -> str:
     lines = tables.quality_lines(result)
-    verdicts = [q["met"] for zoo in ZOOS if result.select(zoo) for q in quality(result.select(zoo)).values()]
+    verdicts = [q["met"] for zoo in result.zoos for q in quality(result.select(zoo)).values()]
     met = all(v is not False for v in verdicts)
     items = "".join(f"<li>{escape(line)}</li>" for line in lines)
     verdict = "Quality goals met." if met else "Some quality goals are not met on this run."
@@ -82,7 +82,7 @@ def _quality_banner(result: BenchmarkResult) -> str:
 
 def _r2_plot(result: BenchmarkResult) -> str:
     plots = []
-    for zoo in ("all", "neural"):
+    for zoo in result.zoos[:2]:
         scores = [s for s in result.select(zoo) if s.agreement is not None and np.isfinite(s.mae()["aline-d"])]
         if not scores:
             continue

@@ -143,15 +143,15 @@ def plot_estimates(evaluation: Evaluation, *, ax: Any = None) -> Any:
     return ax
 
 
-def save_figure(ax: Any, folder: Path, stem: str, formats: Sequence[str] = FORMATS) -> list[Path]:
-    """Save the Axes' figure as ``stem.png`` and ``stem.svg`` (atomically), close it, return the paths."""
+def save_figure(ax: Any, folder: Path, stem: str, formats: Sequence[str] = FORMATS, dpi: int = 200) -> list[Path]:
+    """Save the Axes' figure as ``stem.png`` and ``stem.svg`` (atomically, at ``dpi``), close it, return the paths."""
     figure = ax.figure
     figure.tight_layout()
     paths = []
     for fmt in formats:
         path = folder / f"{stem}.{fmt}"
         with atomic_write(path) as handle:
-            figure.savefig(handle, format=fmt, dpi=200)
+            figure.savefig(handle, format=fmt, dpi=dpi)
         paths.append(path)
     pyplot().close(figure)
     return paths

@@ -11,11 +11,15 @@ import importlib
 from types import ModuleType
 
 REPROS = {
+    "fm-agl": "ontheline.research.fm_agl.repro",
+    "gde": "ontheline.research.gde.repro",
     "incremental": "ontheline.research.mcr2.repro_incremental",
+    "interaction": "ontheline.research.interaction.repro",
     "rewards": "ontheline.research.rewards.repro",
     "sam": "ontheline.research.sam.repro",
     "vmcr2": "ontheline.research.mcr2.repro_vmcr2",
     "wise-ft": "ontheline.research.wise_ft.repro",
+    "wise-ft-lm": "ontheline.research.wise_ft_lm.repro",
 }
 
 
