@@ -50,6 +50,7 @@ def generated_benchmark():
     """A benchmark result scored on a generated zoo (8 linear models, no training): the tiny
     configuration's shifts, each a scaling shift of its own strength. The report's tests need
     scores, not trained networks."""
+    from ontheline.bench.calibrate import with_auto
     from ontheline.bench.config import CONFIGS
     from ontheline.bench.predict import ZooPredictions
     from ontheline.bench.score import score
@@ -67,4 +68,5 @@ def generated_benchmark():
     models = tuple(f"model-{i}" for i in range(8))
     neural = np.array([True] * 5 + [False] * 3)
     preds = ZooPredictions("digits", models, neural, probs, labels)
-    return BenchmarkResult(config, tuple(score(preds, shifts)), {"digits": 8}, True, 0.0, 0.95)
+    scores, calibration = with_auto(score(preds, shifts))
+    return BenchmarkResult(config, tuple(scores), {"digits": 8}, True, 0.0, 0.95, calibration=calibration)

@@ -50,6 +50,7 @@ PAPER_METHODS = {
         "COT",
         "COTT",
         "GDE",
+        "DIS2",
         "vote_ensemble",
         "calibration_curve",
         "class_aggregated_calibration_error",

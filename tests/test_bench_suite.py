@@ -73,6 +73,7 @@ def test_a_part_of_the_zoo_is_scored_as_a_separate_evaluation_of_its_models(tiny
         dict(zip(neural, predictions.probs["id_val"][predictions.neural])),
         predictions.labels["id_val"],
         dict(zip(neural, predictions.probs[score.shift.name][predictions.neural])),
+        methods=list(otl.METHODS),  # the parts have no auto: it is calibrated on the whole zoo
         n_bootstrap=0,
     )  # per-model methods are sliced from the whole zoo in the benchmark; here they run on the part alone
     assert list(score.estimates) == [*evaluation.results, "oracle"]
@@ -268,3 +269,34 @@ def test_the_quality_goal_compares_aline_d_with_the_strongest_baseline():
     good = quality(scores)["trusted_shifts"]
     assert good["baselines_mae"] == pytest.approx({"atc-mc": 1.25, "cot": 0.3})
     assert good["best_baseline"] == "cot" and good["met"] is False  # ALine-D (1.1) is not below COT (0.3)
+
+
+def test_the_whole_zoo_gains_auto_and_calibrated_intervals_learned_without_its_family(tiny):
+    from ontheline.bench.calibrate import labelled
+    from ontheline.estimators.auto import MEDIAN, median_estimate
+
+    assert tiny.calibration.startswith("leave-one-family-out")
+    for s in tiny.select("all"):
+        assert "auto" in s.estimates and list(s.estimates)[-1] == ORACLE
+        method, bucket = s.auto
+        relied = median_estimate({m: e for m, e in s.estimates.items() if m not in ("auto", ORACLE)})
+        np.testing.assert_array_equal(s.estimates["auto"], relied if method == MEDIAN else s.estimates[method])
+        np.testing.assert_array_equal(s.intervals["auto"], s.intervals[method])
+        assert (s.intervals["auto"][:, 0] <= s.intervals["auto"][:, 1]).all()
+        assert set(s.bootstrap) == {"aline-s", "aline-d"}  # ALine's own intervals, whose coverage is measured
+    for zoo in ("neural", "non-neural"):
+        assert all("auto" not in s.estimates and not s.intervals for s in tiny.select(zoo))
+    # the oracle reads the OOD labels: it is never a candidate of auto
+    assert all(ORACLE not in row.estimates and "auto" not in row.estimates for row in labelled(tiny.scores))
+
+
+def test_the_json_reports_coverage_and_auto_per_shift_and_the_goals(tiny):
+    result = json.loads(json.dumps(tiny.to_dict(per_model=True)))
+    shift = result["shifts"][0]
+    assert shift["mae"]["auto"] is not None and shift["auto"]["method"] in shift["coverage"]
+    truth = np.array([m["ood_accuracy"] for m in shift["models"]])
+    for method, cover in shift["coverage"].items():
+        inside = [lo <= t <= hi for t, (lo, hi) in zip(truth, (m["intervals"][method] for m in shift["models"]))]
+        assert cover == pytest.approx(np.mean(inside))
+    assert set(result["beyond"]["goals"]) >= {"auto_mae_at_most_5", "dis2_holds_on_95"}
+    assert "leave-one-family-out" in result["calibration"]

@@ -42,7 +42,7 @@ def test_estimate_prints_json_with_estimates_truth_and_the_line(capsys, files, z
     truth = otl.accuracy(zoo[2], zoo[3])
     for model, acc in zip(report["models"], truth):  # the JSON keeps 6 significant digits
         assert model["ood_accuracy"] == pytest.approx(acc, rel=1e-5)
-        assert set(model["estimates"]) == set(otl.METHODS)
+        assert set(model["estimates"]) == {*otl.METHODS, "auto"}  # auto by default, choosing among them
         assert all(0 <= v <= 1 for v in model["estimates"].values())
         assert model["errors"]["aline-d"] == pytest.approx(model["estimates"]["aline-d"] - acc, abs=1e-6)
     line = report["agreement_line"]
@@ -69,7 +69,7 @@ def test_label_only_files_skip_methods_that_need_probabilities_with_a_note(capsy
     )
     assert code == 0
     report = json.loads(out)
-    assert report["methods"] == ["aline-d", "aline-s", "gde"]
+    assert report["methods"] == ["aline-d", "aline-s", "gde", "auto"]
     assert set(report["skipped"]) == {"atc-mc", "atc-ne", "doc", "ac", "cot", "cott"}
     assert report["models"][0]["ood_accuracy"] is None
 
@@ -162,7 +162,8 @@ def test_methods_that_cannot_run_on_the_zoo_are_skipped_with_the_reason(capsys, 
     report = json.loads(out)
     assert report["skipped"]["aline-d"] == "ALineD needs at least 3 models; id_preds has 2."
     assert (
-        report["methods"] == [m for m in otl.METHODS if not m.startswith("aline")] and report["ranked_by"] == "atc-mc"
+        report["methods"] == [*(m for m in otl.METHODS if not m.startswith("aline")), "auto"]
+        and report["ranked_by"] == "atc-mc"
     )
 
 
@@ -189,7 +190,7 @@ def test_the_installed_command_runs_the_benchmark_demo_and_writes_its_files(benc
     assert report["n_models"] == 7 and len(report["shifts"]) == 7
     for shift in report["shifts"]:
         assert {"name", "dataset", "agreement_r2", "accuracy_r2", "mae"} <= set(shift)
-        assert set(shift["mae"]) == {*otl.METHODS, "oracle"}
+        assert set(shift["mae"]) == {*otl.METHODS, "auto", "oracle"}
         assert shift["dataset"] == "digits" and 0 <= shift["accuracy_r2"] <= 1
     assert sorted(p.name for p in out.iterdir()) == ["report.html", "results.json", "results.md"]
     assert json.loads((out / "results.json").read_text())["shifts"][0]["models"]  # per-model detail for the report
@@ -251,7 +252,7 @@ def test_demo_adapt_prints_the_same_json_for_the_adapted_networks(capsys, bench_
     assert report["adapt"]["label"] == "bn-b64" and report["adapt"]["method"] == "bn"
     assert report["n_models"] == 4 and len(report["shifts"]) == 7  # the networks only: 2 recipes x 2 checkpoints
     for shift in report["shifts"]:
-        assert set(shift["mae"]) == {*otl.METHODS, "oracle"}
+        assert set(shift["mae"]) == {*otl.METHODS, "auto", "oracle"}
     assert "adapted with bn-b64" in (tmp_path / "adapted" / "report.html").read_text()
     code, _, err = run(capsys, "demo", "--config", "tiny", "--adapt", "bn", "--adapt-batch-size", "1")
     assert code == 2 and "batch_size" in err and err.count("\n") == 1

@@ -89,8 +89,14 @@ def test_every_estimator_gives_accuracies_with_intervals_that_contain_them_or_a_
         assert message and "\n" not in message.strip() and len(message) < 2000, message
         return
     event(f"estimated, {'trusted' if result.trusted else 'flagged'}, {'no line' if result.line is None else 'a line'}")
+    check_result(result, id_p.n_models)
+
+
+def check_result(result, n_models):
+    """The contract of every result: finite accuracies in [0, 1], intervals in [0, 1] that contain
+    them, and trust only from a line through enough distinct pairs."""
     estimates = result.ood_accuracy
-    assert estimates.shape == (id_p.n_models,) and np.isfinite(estimates).all()
+    assert estimates.shape == (n_models,) and np.isfinite(estimates).all()
     assert ((estimates >= 0) & (estimates <= 1)).all()
     if result.interval is not None:
         low, high = result.interval.T
@@ -112,7 +118,8 @@ def test_evaluate_runs_what_can_run_and_explains_the_rest(zoo):
     except ValueError as exc:
         assert str(exc)
         return
-    assert set(evaluation.results) | set(evaluation.skipped) == set(METHODS)
+    assert set(evaluation.results) | (set(evaluation.skipped) - set(otl.BOUNDS)) == {*METHODS, "auto"}
+    check_result(evaluation.results["auto"], ood_p.n_models)  # auto keeps every estimator's contract
     assert all(reason for reason in evaluation.skipped.values())
 
 

@@ -34,7 +34,7 @@ def test_to_frame_names_the_extra_when_pandas_is_missing_and_works_when_present(
 def test_evaluate_runs_every_method_and_scores_them_against_labels():
     id_preds, id_labels, ood_preds, ood_labels = otl.make_line_zoo(n_models=8, random_state=0)
     evaluation = otl.evaluate(id_preds, id_labels, ood_preds, ood_labels=ood_labels, n_bootstrap=0)
-    assert list(evaluation.results) == list(otl.METHODS)
+    assert list(evaluation.results) == [*otl.METHODS, "auto"]  # auto by default, after the methods it chooses among
     truth = otl.accuracy(ood_preds, ood_labels)
     for method, mae in evaluation.mae().items():
         assert mae == pytest.approx(100 * np.abs(evaluation.results[method].ood_accuracy - truth).mean())  # points

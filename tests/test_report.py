@@ -62,8 +62,9 @@ def test_the_benchmark_report_is_one_well_formed_self_contained_page(tiny):
     assert html.count("<details>") == len(shifts)
     # Per shift: agreement and estimated vs true; the two featured shifts; R² vs error for two zoos.
     assert html.count("<svg") == 2 * len(shifts) + 2 + 2
-    # summaries (with the calibration ablation and the settings), shifts' models, all shifts
-    assert html.count('<table class="sortable"') == 8 + len(shifts) + 1
+    # summaries (with the calibration ablation, beyond the line and the settings), shifts' models, all shifts
+    assert html.count('<table class="sortable"') == 9 + len(shifts) + 1
+    assert "Beyond the line: an answer on every shift" in html
     assert all(f"{s.shift.dataset} · {s.shift.name}" in html for s in shifts)
 
 

@@ -15,7 +15,22 @@ from ontheline._validation import (
     NotFittedError,
 )
 from ontheline.agreement import AgreementLine, accuracy, pairwise_agreement, probit
-from ontheline.estimators import AC, ATC, COT, COTT, GDE, METHODS, ALineD, ALineS, DoC, EstimateResult, Estimator
+from ontheline.estimators import (
+    AC,
+    ATC,
+    BOUNDS,
+    COT,
+    COTT,
+    DIS2,
+    GDE,
+    METHODS,
+    ALineD,
+    ALineS,
+    BoundResult,
+    DoC,
+    EstimateResult,
+    Estimator,
+)
 from ontheline.evaluate import RANKING_METHOD, Evaluation, RankedModel, evaluate, rank_models
 from ontheline.predictions import Predictions, as_predictions
 from ontheline.synthetic import make_line_zoo
@@ -29,8 +44,11 @@ __all__ = [
     "ALineD",
     "ALineS",
     "ATC",
+    "BOUNDS",
+    "BoundResult",
     "COT",
     "COTT",
+    "DIS2",
     "DoC",
     "EstimateResult",
     "EstimationError",

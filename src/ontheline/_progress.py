@@ -49,3 +49,13 @@ class ConsoleProgress:
         else:
             self.stream.write(line + "\n")
         self.stream.flush()
+
+
+def as_progress(progress: bool | Progress | None) -> Progress:
+    """A progress callable from a function's ``progress`` argument: True draws a bar, a callable is
+    used as it is, False or None shows nothing."""
+    if progress is True:
+        return ConsoleProgress()
+    if callable(progress):
+        return progress
+    return lambda message, done, total: None

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
 from ontheline._optional import MissingExtraError
-from ontheline._validation import EstimationError, check_choice
+from ontheline._validation import EstimationError, InputError, check_choice
 from ontheline.agreement import DEFAULT_KEEP, DEFAULT_MIN_R2, AgreementLine, encode_labels
-from ontheline.estimators import METHODS, EstimateResult, Estimator, make_estimator
+from ontheline.estimators import BOUNDS, METHODS, BoundResult, EstimateResult, Estimator, make_estimator
+from ontheline.estimators.auto import AUTO, choose, load_table, shift_diagnostics
 from ontheline.estimators.gde_check import GDEDiagnostics, gde_diagnostics
 from ontheline.predictions import Predictions, as_predictions
 
@@ -101,7 +102,8 @@ class Evaluation:
     ``skipped`` maps a method to why it did not run; ``warnings`` lists what the estimators
     warned about, once each. ``gde`` holds GDE's check on the labelled sets (``'id'``, and
     ``'ood'`` with OOD labels): the zoo's calibration (CACE) against the GDE gap
-    (:func:`~ontheline.estimators.gde_diagnostics`).
+    (:func:`~ontheline.estimators.gde_diagnostics`). ``bounds`` maps a bound's name (``'dis2'``)
+    to its lower bounds on each model's OOD accuracy (:class:`~ontheline.estimators.BoundResult`).
 
     Examples
     --------
@@ -120,6 +122,7 @@ class Evaluation:
     warnings: tuple[str, ...] = ()
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     gde: dict[str, GDEDiagnostics | None] = field(default_factory=dict)
+    bounds: dict[str, BoundResult] = field(default_factory=dict)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -201,6 +204,7 @@ class Evaluation:
                 },
                 "rank": rank[name],
                 "ood_accuracy": None if truth is None else float(truth[i]),
+                "bounds": {b: float(r.accuracy_at_least[r.models.index(name)]) for b, r in self.bounds.items()},
             }
             if truth is not None:
                 entry["errors"] = {m: e - float(truth[i]) for m, e in estimates.items()}
@@ -251,6 +255,8 @@ class FittedMethods:
     id_preds: Predictions = field(repr=False)
     #: GDE's check on the ID data (:func:`~ontheline.estimators.gde_diagnostics`).
     id_gde: GDEDiagnostics | None = field(default=None, repr=False)
+    #: Whether :func:`estimate_all` adds ``auto`` (:mod:`ontheline.estimators.auto`) to the results.
+    auto: bool = False
 
 
 def fit_methods(
@@ -280,7 +286,10 @@ def fit_methods(
     >>> fitted.estimators["aline-d"]
     ALineD(n_bootstrap=0, confidence=0.95, n_groups=32, random_state=0, keep=(0.05, 0.98), min_r2=0.95)
     """
-    names = list(METHODS) if methods is None else list(dict.fromkeys(methods))
+    names = [*METHODS, AUTO] if methods is None else list(dict.fromkeys(methods))
+    auto = AUTO in names
+    # auto chooses among the other methods, so asking for it runs every one of them.
+    names = [n for n in names if n != AUTO] + ([m for m in METHODS if m not in names] if auto else [])
     settings = {"min_r2": min_r2, "n_bootstrap": n_bootstrap, "keep": keep, "calibrate": calibrate}
     estimators = {name: make_estimator(name, **settings) for name in names}
     id_p = as_predictions(id_preds, name="id_preds")
@@ -295,7 +304,7 @@ def fit_methods(
             if on_failure == "raise":
                 raise
             skipped[name] = str(exc)
-    return FittedMethods(fitted, skipped, id_p, gde_diagnostics(id_p, id_labels))
+    return FittedMethods(fitted, skipped, id_p, gde_diagnostics(id_p, id_labels), auto)
 
 
 def estimate_all(
@@ -358,13 +367,30 @@ def estimate_all(
         raise EstimationError(
             f"None of the methods could run: {skipped}. Pass probabilities, or more (and more diverse) models."
         )
+    if fitted.auto:
+        results[AUTO] = auto_result(results, id_p, ood_p)
     messages = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning)))
     truth, ood_gde = None, None
     if ood_labels is not None:
         truth = np.asarray((ood_p.labels == encode_labels(ood_p, ood_labels, "ood_labels")).mean(axis=1))
         ood_gde = gde_diagnostics(ood_p, ood_labels)
-    settings = {name: fitted.estimators[name].get_params() for name in results}
+    settings = {name: fitted.estimators[name].get_params() for name in results if name in fitted.estimators}
+    if AUTO in results:
+        table = load_table()
+        settings[AUTO] = {"calibration": table.label, "alpha": table.alpha}
     return Evaluation(results, truth, skipped, messages, settings, {"id": fitted.id_gde, "ood": ood_gde})
+
+
+def auto_result(results: dict[str, EstimateResult], id_preds: Predictions, ood_preds: Predictions) -> EstimateResult:
+    """``auto``'s answer on one OOD set from the other methods' results: the method the shipped
+    calibration table relies on for shifts with these label-free diagnostics, its calibrated
+    interval, and a note naming both (:func:`~ontheline.estimators.auto.choose`)."""
+    ref = results.get(RANKING_METHOD) or next(iter(results.values()))
+    line = next((r.line for r in results.values() if r.line is not None), None)
+    diagnostics = shift_diagnostics(id_preds, ood_preds, line, ref.min_r2)
+    choice = choose({m: r.ood_accuracy for m, r in results.items()}, diagnostics, load_table())
+    return EstimateResult(AUTO, ref.models, choice.estimate, ref.id_accuracy, line, choice.interval, ref.min_r2,
+                          notes=(choice.note,), id_agreement=ref.id_agreement, ood_agreement=ref.ood_agreement)  # fmt: skip
 
 
 def evaluate(
@@ -379,6 +405,7 @@ def evaluate(
     keep: tuple[float, float] = DEFAULT_KEEP,
     calibrate: bool = True,
     on_failure: OnFailure = "skip",
+    bounds: Sequence[str] = ("dis2",),
 ) -> Evaluation:
     """Fit every method on the ID data and estimate on the OOD data.
 
@@ -404,6 +431,10 @@ def evaluate(
     on_failure : {'skip', 'raise'}
         A method the zoo defeats (ALine-D with fewer than 3 models, or without a line) is
         skipped with its reason, or its error is raised.
+    bounds : sequence of str, default ('dis2',)
+        Names from :data:`ontheline.BOUNDS`: lower bounds on each model's OOD accuracy, with
+        their default settings, computed when probabilities are given (``()``: none). A bound
+        the data defeats is skipped, with the reason in ``skipped``, like a method.
 
     Returns
     -------
@@ -414,14 +445,38 @@ def evaluate(
     >>> import ontheline as otl
     >>> id_preds, id_labels, ood_preds, _ = otl.make_line_zoo(n_models=8, random_state=0)
     >>> evaluation = otl.evaluate(id_preds, id_labels, ood_preds, methods=["aline-d", "gde"], n_bootstrap=0)
-    >>> list(evaluation.results), evaluation.ranking()[0].rank
-    (['aline-d', 'gde'], 1)
+    >>> list(evaluation.results), evaluation.ranking()[0].rank, list(evaluation.bounds)
+    (['aline-d', 'gde'], 1, ['dis2'])
     """
     fitted = fit_methods(
         id_preds, id_labels, methods=methods, min_r2=min_r2, n_bootstrap=n_bootstrap, keep=keep,
         calibrate=calibrate, on_failure=on_failure,
     )  # fmt: skip
-    return estimate_all(fitted, ood_preds, ood_labels=ood_labels, on_failure=on_failure)
+    evaluation = estimate_all(fitted, ood_preds, ood_labels=ood_labels, on_failure=on_failure)
+    return _with_bounds(evaluation, fitted.id_preds, id_labels, ood_preds, bounds, on_failure)
+
+
+def _with_bounds(
+    evaluation: Evaluation, id_p: Predictions, id_labels: Any, ood_preds: Any, bounds: Sequence[str], on_failure: str
+) -> Evaluation:
+    """``evaluation`` with each of ``bounds`` (names in :data:`BOUNDS`) computed when probabilities are given."""
+    if isinstance(bounds, str):
+        raise InputError(f"bounds must be a sequence of names such as ('dis2',); got the string {bounds!r}.")
+    unknown = [b for b in bounds if b not in BOUNDS]
+    if unknown:
+        raise InputError(f"Unknown bound {unknown[0]!r} in bounds; choose from {list(BOUNDS)}, or pass bounds=().")
+    ood_p = as_predictions(ood_preds, models=None if _named(ood_preds) else id_p.models, name="ood_preds")
+    if not bounds or id_p.probs is None or ood_p.probs is None:
+        return evaluation
+    results, skipped = {}, dict(evaluation.skipped)
+    for name in dict.fromkeys(bounds):
+        try:
+            results[name] = BOUNDS[name]().fit(id_p, id_labels).bound(ood_p)
+        except EstimationError as exc:  # this data defeats this bound; the estimates still stand
+            if on_failure == "raise":
+                raise
+            skipped[name] = str(exc)
+    return replace(evaluation, bounds=results, skipped=skipped)
 
 
 def method_settings(methods: Sequence[str], **settings: Any) -> dict[str, dict[str, Any]]:

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from ontheline.agreement import DEFAULT_KEEP, AgreementLine, fit_line, kept_pairs, probit
+from ontheline.agreement import DEFAULT_KEEP, AgreementLine, accuracy, fit_line, kept_pairs, probit
 from ontheline.bench.config import ShiftSpec
 from ontheline.bench.predict import ZooPredictions
 from ontheline.estimators import CALIBRATABLE, METHODS, PER_MODEL
 from ontheline.estimators.aline import aline_s
+from ontheline.estimators.auto import ShiftDiagnostics, shift_diagnostics
+from ontheline.estimators.dis2 import DIS2
 from ontheline.evaluate import RANKING_METHOD, Evaluation, estimate_all, fit_methods
 from ontheline.predictions import Predictions, as_predictions
 
 #: The zoos of the image benchmark: the whole zoo and its two parts (the text zoo's parts are its backbones).
 ZOOS = ("all", "neural", "non-neural")
 ORACLE = "oracle"
+#: Models per shift whose DIS² bound the benchmark computes (a critic is trained per model and shift).
+BOUNDED_MODELS = 16
+#: Resamples of ALine's bootstrap intervals (95% nominal) on the whole zoo, whose coverage the benchmark measures.
+BOOTSTRAP = 50
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,16 @@ class ShiftScore:
     failures: dict[str, str]
     pairs: np.ndarray  # (n_kept_pairs, 2) model indices of the pairs inside the agreement filter
     pair_agreement: np.ndarray  # (n_kept_pairs, 2) their ID and OOD agreement
+    #: The label-free diagnostics ``auto`` reads (:func:`~ontheline.estimators.auto.shift_diagnostics`).
+    diagnostics: ShiftDiagnostics | None = None
+    #: ALine's nominal bootstrap intervals ``(n_models, 2)`` per method (whole zoo only).
+    bootstrap: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Calibrated intervals per method and for ``auto``, from a table that never saw this shift's family.
+    intervals: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Lower bounds on each model's accuracy per bound (``'dis2'``).
+    bounds: dict[str, np.ndarray] = field(default_factory=dict)
+    #: ``(method, bucket)``: what ``auto`` relied on here, and the bucket of diagnostics that said so.
+    auto: tuple[str, str] | None = None
 
     @property
     def trusted(self) -> bool:
@@ -62,6 +79,25 @@ class ShiftScore:
     def mape(self) -> dict[str, float]:
         """Mean absolute error relative to the true accuracy, in percent."""
         return dict(self._errors[1])
+
+    def coverage(self) -> dict[str, float]:
+        """Per method, the share of models whose true accuracy lies in its calibrated interval."""
+        return {m: _inside(iv, self.ood_accuracy) for m, iv in self.intervals.items()}
+
+    def bootstrap_coverage(self) -> dict[str, float]:
+        """Per method, the share of models whose true accuracy lies in its nominal bootstrap interval."""
+        return {m: _inside(iv, self.ood_accuracy) for m, iv in self.bootstrap.items()}
+
+    def bound_scores(self) -> dict[str, dict[str, float]]:
+        """Per bound: ``held``, the share of models whose true accuracy is at least the bound, and
+        ``mean_slack``, the mean of true accuracy minus the bound (points), over the models it was
+        computed for (the others are NaN)."""
+        out = {}
+        for name, b in self.bounds.items():
+            known = np.isfinite(b)
+            gap = self.ood_accuracy[known] - b[known]
+            out[name] = {"held": float(np.mean(gap >= -1e-12)), "mean_slack": float(100 * np.mean(gap))}
+        return out
 
     @cached_property
     def _errors(self) -> tuple[dict[str, float], dict[str, float]]:
@@ -96,6 +132,16 @@ class ShiftScore:
             "mape": _json_numbers(self.mape()),
             "failures": self.failures,
         }
+        if self.diagnostics is not None:
+            entry["diagnostics"] = self.diagnostics.to_dict()
+        if self.auto is not None:
+            entry["auto"] = {"method": self.auto[0], "bucket": self.auto[1]}
+        if self.intervals:
+            entry["coverage"] = _json_numbers(self.coverage())
+        if self.bootstrap:
+            entry["bootstrap_coverage"] = _json_numbers(self.bootstrap_coverage())
+        for name, scores in self.bound_scores().items():
+            entry[name] = scores
         if per_model:
             entry["models"] = [
                 {
@@ -103,6 +149,8 @@ class ShiftScore:
                     "id_accuracy": float(self.id_accuracy[i]),
                     "ood_accuracy": float(self.ood_accuracy[i]),
                     "estimates": _json_numbers({m: e[i] for m, e in self.estimates.items()}),
+                    "intervals": {m: [float(v) for v in iv[i]] for m, iv in self.intervals.items()},
+                    "bounds": _json_numbers({b: v[i] for b, v in self.bounds.items()}),
                 }
                 for i, name in enumerate(self.models)
             ]
@@ -117,6 +165,8 @@ def score(
     methods: Iterable[str] = METHODS,
     calibrate: bool = True,
     zoos: Iterable[str] | None = None,
+    n_bootstrap: int = BOOTSTRAP,
+    bounds: bool = True,
 ) -> list[ShiftScore]:
     """Fit every method once per zoo on ID validation, then score it on each shift.
 
@@ -127,7 +177,9 @@ def score(
     its models, so it is estimated once, on the whole zoo, and its estimates are sliced for the
     parts; the methods that read the zoo as a whole (ALine, GDE) run on each part.
     A method that cannot estimate a shift (say, ALine-D when the kept pairs form a bipartite
-    graph) gets NaN estimates there, with its reason in ``ShiftScore.failures``.
+    graph) gets NaN estimates there, with its reason in ``ShiftScore.failures``. On the whole zoo,
+    ALine's estimates come with ``n_bootstrap``-resample intervals (``ShiftScore.bootstrap``) and,
+    with ``bounds``, each model gets the DIS² lower bound on its accuracy (``ShiftScore.bounds``).
     """
     methods, scores = list(methods), []
     whole: dict[str, ShiftScore] = {}  # the whole zoo's score of each shift, to slice from
@@ -141,12 +193,22 @@ def score(
         own = [m for m in methods if m not in sliced]
         models = tuple(np.array(preds.models)[keep].tolist())
         id_preds = as_predictions(preds.probs["id_val"][keep], models=models, kind="probs")
-        fitted = fit_methods(id_preds, id_labels, methods=own, min_r2=min_r2, n_bootstrap=0, calibrate=calibrate)
+        # ALine's bootstrap intervals on the whole zoo only: the benchmark measures their coverage there.
+        resamples = n_bootstrap if zoo == "all" else 0
+        fitted = fit_methods(
+            id_preds, id_labels, methods=own, min_r2=min_r2, n_bootstrap=resamples, calibrate=calibrate
+        )
+        # The DIS² bound is per model, and trains a critic per model and shift: on the whole zoo only,
+        # for BOUNDED_MODELS models spread over the zoo's ID accuracies (a label-free choice).
+        bounded = _spread(accuracy(id_preds, id_labels), BOUNDED_MODELS) if bounds and zoo == "all" else None
+        critic = None if bounded is None else DIS2().fit(id_preds.select([models[i] for i in bounded]), id_labels)
         for spec in shifts:
             ood = as_predictions(preds.probs[spec.name][keep], models=models, kind="probs")
             # The estimators see the unlabelled predictions only; the labels score them afterwards.
             evaluation = estimate_all(fitted, ood, ood_labels=preds.labels[spec.name])
             scored = _score_shift(spec, zoo, evaluation, own, (id_preds, id_labels), ood, min_r2)
+            if critic is not None and bounded is not None:
+                scored = replace(scored, bounds={critic.name: _bound(critic, ood, bounded)})
             if sliced:
                 scored = _with_slices(scored, whole[spec.name], sliced, keep)
             if zoo == "all":
@@ -195,6 +257,8 @@ def _score_shift(
         failures=failures,
         pairs=pairs,
         pair_agreement=np.stack([id_preds.agreement[tuple(pairs.T)], ood.agreement[tuple(pairs.T)]], axis=1),
+        diagnostics=shift_diagnostics(id_preds, ood, evaluation.line, min_r2),
+        bootstrap={m: r.interval for m, r in evaluation.results.items() if m in methods and r.interval is not None},
     )
 
 
@@ -203,6 +267,25 @@ def fit_accuracy_line(
 ) -> tuple[float, float, float]:
     """``(slope, bias, r2)`` of probit(OOD accuracy) against probit(ID accuracy): needs OOD labels."""
     return fit_line(probit(id_accuracy, n_samples=n_id), probit(ood_accuracy, n_samples=n_ood))
+
+
+def _spread(id_accuracy: np.ndarray, k: int) -> list[int]:
+    """``k`` models evenly spaced over the ranking by ID accuracy (all of them when there are fewer)."""
+    order = np.argsort(id_accuracy, kind="stable")
+    picks = np.unique(np.linspace(0, len(order) - 1, min(k, len(order))).round().astype(np.int64))
+    return sorted(int(order[i]) for i in picks)
+
+
+def _bound(critic: DIS2, ood: Predictions, bounded: list[int]) -> np.ndarray:
+    """The critic's bound for the ``bounded`` models, NaN for the others: ``(n_models,)``."""
+    out = np.full(ood.n_models, np.nan)
+    with threadpool_limits(1):  # many small L-BFGS problems: BLAS threads only fight over the cores
+        out[bounded] = critic.bound(ood.select([ood.models[i] for i in bounded])).accuracy_at_least
+    return out
+
+
+def _inside(interval: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean((interval[:, 0] <= truth) & (truth <= interval[:, 1])))
 
 
 def _oracle(id_accuracy: np.ndarray, ood_accuracy: np.ndarray, n_id: int, n_ood: int) -> np.ndarray:

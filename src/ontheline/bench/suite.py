@@ -19,6 +19,7 @@ from typing import Any
 from ontheline._progress import Progress
 from ontheline._validation import check_choice, check_number
 from ontheline.adapt import AdaptConfig
+from ontheline.bench.calibrate import beyond_summary, with_auto
 from ontheline.bench.config import CONFIGS, BenchConfig
 from ontheline.bench.predict import zoo_predictions
 from ontheline.bench.score import ShiftScore, group_mae, quality, score, summarise
@@ -45,6 +46,8 @@ class BenchmarkResult:
     calibrate: bool = True
     #: The :data:`ABLATED` baselines scored again with the other ``calibrate`` setting, whole zoo.
     ablation: tuple[ShiftScore, ...] = ()
+    #: Which calibration gave ``auto`` and the calibrated intervals (:func:`~ontheline.bench.calibrate.with_auto`).
+    calibration: str = ""
 
     @property
     def settings(self) -> dict[str, dict[str, Any]]:
@@ -110,6 +113,8 @@ class BenchmarkResult:
             "seconds": round(self.seconds, 1),
             "settings": self.settings,
             "ablation": self._ablation_dict(),
+            "calibration": self.calibration,
+            "beyond": beyond_summary(self.select("all")),
         }
 
     def _ablation_dict(self) -> dict[str, Any] | None:
@@ -172,9 +177,11 @@ def run_benchmark(
             progress(f"{dataset}: scoring {len(METHODS)} methods", 0, 0)
         scores += score(preds, spec.shifts(dataset), min_r2=min_r2, calibrate=calibrate)
         ablation += score(
-            preds, spec.shifts(dataset), min_r2=min_r2, methods=ABLATED, calibrate=not calibrate, zoos=("all",)
-        )
+            preds, spec.shifts(dataset), min_r2=min_r2, methods=ABLATED, calibrate=not calibrate, zoos=("all",),
+            n_bootstrap=0, bounds=False,
+        )  # fmt: skip
+    scores, calibration = with_auto(scores)
     seconds = time.perf_counter() - start
     return BenchmarkResult(
-        spec, tuple(scores), n_models, from_store, seconds, min_r2, adapt, calibrate, tuple(ablation)
+        spec, tuple(scores), n_models, from_store, seconds, min_r2, adapt, calibrate, tuple(ablation), calibration
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 from ontheline._io import printable
 from ontheline.agreement import MIN_DISTINCT_PAIRS
+from ontheline.bench.calibrate import beyond_summary
 from ontheline.bench.score import group_mae, mean_finite, quality, summarise
 from ontheline.bench.suite import ABLATED, BenchmarkResult
 
@@ -19,7 +20,7 @@ def summary_table(result: BenchmarkResult, zoo: str, grouping: str) -> tuple[lis
     methods = result.methods
     header = [grouping, "shifts", "trusted", "mean R²", *methods]
     rows = [
-        [name, g["n_shifts"], g["n_trusted"], g["mean_agreement_r2"], *(g["mae"][m] for m in methods)]
+        [name, g["n_shifts"], g["n_trusted"], g["mean_agreement_r2"], *(g["mae"].get(m) for m in methods)]
         for name, g in groups.items()
     ]
     return header, rows
@@ -38,7 +39,7 @@ def trust_table(result: BenchmarkResult, zoo: str = "all") -> tuple[list[str], l
     ):
         if chosen:
             mae = summarise(chosen)[zoo]["overall"]["all"]["mae"]
-            rows.append([label, len(chosen), *(mae[m] for m in methods)])
+            rows.append([label, len(chosen), *(mae.get(m) for m in methods)])
     return header, rows
 
 
@@ -96,7 +97,14 @@ def zoo_table(result: BenchmarkResult) -> tuple[list[str], list[Row]]:
             g = result.summary[zoo]["overall"]["all"]
             n_models = len(scores[0].models)
             rows.append(
-                [zoo, n_models, g["n_shifts"], g["n_trusted"], g["mean_agreement_r2"], *(g["mae"][m] for m in methods)]
+                [
+                    zoo,
+                    n_models,
+                    g["n_shifts"],
+                    g["n_trusted"],
+                    g["mean_agreement_r2"],
+                    *(g["mae"].get(m) for m in methods),
+                ]
             )
     return header, rows
 
@@ -109,8 +117,46 @@ def shift_table(result: BenchmarkResult, zoo: str = "all") -> tuple[list[str], l
     for s in result.select(zoo):
         mae = s.mae()
         r2 = None if s.agreement is None else s.agreement.r2
-        rows.append([s.shift.dataset, s.shift.name, r2, s.accuracy_line[2], s.trusted, *(mae[m] for m in methods)])
+        rows.append([s.shift.dataset, s.shift.name, r2, s.accuracy_line[2], s.trusted, *(mae.get(m) for m in methods)])
     return header, rows
+
+
+def beyond_table(result: BenchmarkResult) -> tuple[list[str], list[Row]]:
+    """Per trust group and shift family: ``auto`` against ALine-D and the best single method, the
+    coverage of the calibrated (90%) and bootstrap (95%) intervals, and how the DIS² bound held."""
+    header = ["shifts", "count", "auto MAE", "relied on", "aline-d MAE", "best single (MAE)", "auto coverage",
+              "aline-d coverage", "aline-d bootstrap coverage", "dis2 held", "dis2 slack"]  # fmt: skip
+    beyond = beyond_summary(result.select("all"))
+    rows: list[Row] = []
+    for name, g in (beyond or {"groups": {}})["groups"].items():
+        mae, best, dis2 = g["mae"], g["best_single"], g["bounds"].get("dis2", {})
+        relied = ", ".join(f"{m} {n}" for m, n in sorted(g["relied_on"].items(), key=lambda kv: -kv[1]))
+        rows.append([
+            name.removeprefix("family:"), g["n_shifts"], mae.get("auto"), relied, mae.get("aline-d"),
+            None if best is None else f"{best} ({mae[best]:.2f})", _pct(g["coverage"].get("auto")),
+            _pct(g["coverage"].get("aline-d")), _pct(g["bootstrap_coverage"].get("aline-d")),
+            _pct(dis2.get("held")), dis2.get("mean_slack"),
+        ])  # fmt: skip
+    return header, rows
+
+
+def beyond_lines(result: BenchmarkResult) -> list[str]:
+    """The issue's goals for ``auto``, the intervals and the bound, one sentence each."""
+    beyond = beyond_summary(result.select("all"))
+    if beyond is None:
+        return []
+    words = {
+        "auto_mae_at_most_5": "auto's mean MAE over all shifts at most 5 points",
+        "auto_below_every_method_on_every_family": "auto below every single method on every family",
+        "auto_coverage_at_least_88_trusted_and_flagged": "auto's 90% intervals cover >= 88% on trusted and on flagged shifts",
+        "dis2_holds_on_95": "the DIS² bound holds on >= 95% of (model, shift) pairs",
+        "auto_no_worse_than_aline_d_on_trusted": "auto no worse than ALine-D on the trusted shifts",
+    }
+    return [f"{words[k]}: {'-' if v is None else 'met' if v else 'not met'}." for k, v in beyond["goals"].items()]
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else 100 * value
 
 
 def quality_lines(result: BenchmarkResult) -> list[str]:
@@ -205,6 +251,17 @@ def results_markdown(result: BenchmarkResult, command: str, date: str) -> str:
         " main tables use " + ("the scaled baselines." if result.calibrate else "the raw baselines (--no-calibrate)."),
         "",
         markdown(*ablation_table(result)),
+        "",
+        "## Beyond the line: auto, calibrated intervals and the DIS² bound (whole zoo)",
+        "",
+        f"`auto` and the calibrated 90% intervals: {result.calibration}. Coverage is the share of models whose "
+        "true accuracy lies in the interval (percent); the bootstrap intervals are ALine-D's own (95% nominal, "
+        "sampling error only). `dis2 held` is the share of models whose true accuracy is at least the DIS² bound, "
+        "`dis2 slack` the mean distance above it (points). See docs/beyond-the-line.md.",
+        "",
+        *[f"- {line}" for line in beyond_lines(result)],
+        "",
+        markdown(*beyond_table(result)),
         "",
         "## Settings",
         "",

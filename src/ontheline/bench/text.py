@@ -47,7 +47,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from ontheline._progress import ConsoleProgress, Progress
+from ontheline._progress import Progress, as_progress
 from ontheline._validation import InputError, check_number
 from ontheline.store import Store, default_store_path
 
@@ -141,7 +141,7 @@ def fetch_vader(
     ...         print(str(exc).replace(file.name, "FILE"))
     The store path 'FILE' is a file; pass a folder.
     """
-    report = _progress(progress)
+    report = as_progress(progress)
     root = _store_path(store_or_folder)
     if root.exists() and not root.is_dir():
         raise InputError(f"The store path {str(root)!r} is a file; pass a folder.")
@@ -448,14 +448,6 @@ def _store_path(store_or_folder: Store | str | os.PathLike[str] | None) -> Path:
 def _sha256(path: Path) -> str:
     with open(path, "rb") as file:
         return hashlib.file_digest(file, "sha256").hexdigest()
-
-
-def _progress(progress: bool | Progress) -> Progress:
-    if progress is True:
-        return ConsoleProgress()
-    if callable(progress):
-        return progress
-    return lambda message, done, total: None
 
 
 __all__ = [

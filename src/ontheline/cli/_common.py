@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -93,7 +94,7 @@ def to_json(obj: Any) -> str:
 
     def rounded(value: Any) -> Any:
         if isinstance(value, float):
-            return float(f"{value:.6g}")
+            return float(f"{value:.6g}") if math.isfinite(value) else None  # JSON has no NaN
         if isinstance(value, dict):
             return {k: rounded(v) for k, v in value.items()}
         if isinstance(value, list):

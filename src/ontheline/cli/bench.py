@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ontheline._io import check_output
 from ontheline._progress import ConsoleProgress
 from ontheline.adapt import METHODS as ADAPT_METHODS
 from ontheline.cli._common import check_folder, positive_float, positive_int, to_json, unit_float, writing
@@ -49,6 +50,11 @@ def register(sub: Any) -> None:
             "--no-calibrate", dest="calibrate", action="store_false",
             help="score the raw confidence and transport baselines (default: temperature-scaled on ID validation)",
         )  # fmt: skip
+        bench.add_argument(
+            "--calibration-out", metavar="FILE",
+            help="also write auto's calibration table learned on every whole-zoo shift of this run (JSON; the "
+            "package ships the one from --config full)",
+        )  # fmt: skip
         bench.set_defaults(run=run_bench)
 
 
@@ -69,6 +75,8 @@ def run_bench(args: argparse.Namespace) -> None:
     check_folder("--out", str(out))
     check_folder("--store", args.store)
     check_folder("--plots", args.plots)
+    if args.calibration_out:
+        check_output(args.calibration_out, "--calibration-out")
     store = Store(args.store)
     with writing("--store", store.path):
         result = run_benchmark(
@@ -94,6 +102,14 @@ def run_bench(args: argparse.Namespace) -> None:
     with writing("--out", out):
         for name, content in files.items():
             write_text(out / name, content)
+    if args.calibration_out:
+        from ontheline.bench.calibrate import fit_table, labelled
+
+        table = fit_table(labelled(result.scores), source={"name": f"{args.config}-{date}", "config": args.config,
+                                                           "command": command})  # fmt: skip
+        with writing("--calibration-out", args.calibration_out):
+            write_text(Path(args.calibration_out), to_json(table.to_dict()))
+        print(f"Wrote auto's calibration table to {args.calibration_out}.", file=sys.stderr)
     if args.plots:
         from ontheline.report.bench import save_benchmark_figures
 

@@ -57,7 +57,10 @@ def add_estimate_options(parser: Any, *, id_help: str, ood_help: str, title: str
     """The options of every command that ends in an estimate: the methods and their settings,
     ``--id`` and ``--ood`` (described by ``id_help`` and ``ood_help``), ``--plots`` and ``--title``."""
     parser.add_argument(
-        "--method", action="append", choices=list(METHODS), help="a method to run (repeatable; default: all)"
+        "--method",
+        action="append",
+        choices=[*METHODS, "auto"],
+        help="a method to run (repeatable; default: all, and auto, which runs them all to choose among them)",
     )
     parser.add_argument(
         "--bootstrap", type=non_negative_int, default=200, help="resamples for the ALine intervals (0: none)"
@@ -150,17 +153,22 @@ def format_table(evaluation: Evaluation) -> str:
     methods = list(evaluation.results)
     truth = evaluation.ood_accuracy
     rank = {r.name: r.rank for r in evaluation.ranking()}
-    header = ["rank", "model", "ID acc", *methods] + (["OOD acc (true)"] if truth is not None else [])
+    bound = evaluation.bounds.get("dis2")
+    header = ["rank", "model", "ID acc", *methods] + (["accuracy at least"] if bound is not None else [])
+    header += ["OOD acc (true)"] if truth is not None else []
     first = next(iter(evaluation.results.values()))
     rows = []
     for i, name in sorted(enumerate(evaluation.models), key=lambda item: rank[item[1]]):
         cells = [str(rank[name]), printable(name), pct(first.id_accuracy[i])]
         cells += [_estimate_cell(evaluation, m, i) for m in methods]
+        if bound is not None:
+            cells.append(pct(bound.accuracy_at_least[bound.models.index(name)]))
         if truth is not None:
             cells.append(pct(truth[i]))
         rows.append(cells)
     if truth is not None:
-        rows.append(["", "MAE (points)", "", *[f"{v:.2f}" for v in evaluation.mae().values()], ""])
+        maes = [f"{v:.2f}" for v in evaluation.mae().values()]
+        rows.append(["", "MAE (points)", "", *maes, *[""] * (bound is not None), ""])
     widths = [max(len(str(r[c])) for r in [header, *rows]) for c in range(len(header))]
     lines = [
         "  ".join(str(c).rjust(w) if k != 1 else str(c).ljust(w) for k, (c, w) in enumerate(zip(r, widths)))
@@ -168,6 +176,11 @@ def format_table(evaluation: Evaluation) -> str:
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     notes = [evaluation.trust_message(), f"Ranked by {evaluation.ranking_method}.", *gde_notes(evaluation)]
+    if bound is not None:
+        notes.append(
+            f"accuracy at least: the DIS² lower bound (dis2), holding with probability {1 - bound.delta:g} per model "
+            "if the critic finds at least the discrepancy the true labels have (docs/dis2.md)."
+        )
     return "\n".join([*lines, "", *notes])
 
 

@@ -24,6 +24,7 @@ from ontheline.estimators.calibration import (
     vote_ensemble,
 )
 from ontheline.estimators.confidence import AC, ATC, DoC
+from ontheline.estimators.dis2 import DIS2, BoundResult
 from ontheline.estimators.gde import GDE
 from ontheline.estimators.gde_check import GDEDiagnostics, gde_diagnostics
 from ontheline.estimators.transport import COT, COTT
@@ -40,6 +41,11 @@ METHODS: dict[str, Callable[..., Estimator]] = {
     "cott": COTT,
     "gde": GDE,
 }
+
+
+#: Bound name -> a factory for that bound with its default settings: lower bounds on each model's
+#: OOD accuracy (:class:`BoundResult`), beside the estimates of :data:`METHODS`.
+BOUNDS: dict[str, Callable[..., DIS2]] = {"dis2": DIS2}
 
 
 #: The methods that temperature-scale each model on the ID data (``calibrate``): the confidence
@@ -79,12 +85,15 @@ def make_estimator(name: str, **settings: Any) -> Estimator:
 __all__ = [
     "AC",
     "ATC",
+    "BOUNDS",
+    "BoundResult",
     "CALIBRATABLE",
     "ALineD",
     "ALineS",
     "COT",
     "COTT",
     "CalibrationCurve",
+    "DIS2",
     "DoC",
     "EstimateResult",
     "Estimator",

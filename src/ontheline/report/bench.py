@@ -47,6 +47,13 @@ def benchmark_report(result: BenchmarkResult) -> str:
         "as the ATC paper does; the tables above use the "
         + ("temperature-scaled baselines.</p>" if result.calibrate else "raw baselines (--no-calibrate).</p>"),
         table(*tables.ablation_table(result)),
+        "<h2>Beyond the line: an answer on every shift</h2>",
+        f"<p><em>auto</em> relies, on each shift, on the method that labelled shifts with the same label-free "
+        f"diagnostics favoured; every method gets a calibrated 90% interval, and DIS² a lower bound on each "
+        f"model's accuracy. Calibration: {escape(result.calibration)}. Coverage is the share of models whose true "
+        "accuracy lies in the interval (percent).</p>",
+        "<ul>" + "".join(f"<li>{escape(line)}</li>" for line in tables.beyond_lines(result)) + "</ul>",
+        table(*tables.beyond_table(result)),
         "<h2>Settings</h2>",
         table(*tables.settings_table(result)),
     ]
@@ -123,10 +130,26 @@ def _shift_details(score: ShiftScore) -> str:
             f'<p class="{"ok" if score.trusted else "warn"} banner">{verdict}</p>'
             f'<div class="plots">{shift_plot(score)}{_estimate_plot(score)}</div>'
             + table(["MAE (points)", *mae], [["this shift", *mae.values()]], sortable=False)
+            + _auto_line(score)
             + table(*_model_table(score))
         )
         + "</details>"
     )
+
+
+def _auto_line(score: ShiftScore) -> str:
+    """Which method auto relied on here, and how its interval and the bounds did."""
+    if score.auto is None:
+        return ""
+    method, bucket = score.auto
+    cover = score.coverage().get("auto")
+    bounds = "".join(
+        f"; {escape(name)} held for {100 * b['held']:.0f}% of models, {b['mean_slack']:.1f} points below the truth on "
+        "average"
+        for name, b in score.bound_scores().items()
+    )
+    covered = "" if cover is None else f"; its 90% interval covered {100 * cover:.0f}% of models"
+    return f"<p>auto relied on <strong>{escape(method)}</strong> (diagnostics bucket {escape(bucket)}){covered}{bounds}.</p>"
 
 
 def _estimate_plot(score: ShiftScore) -> str:
@@ -143,11 +166,16 @@ def _estimate_plot(score: ShiftScore) -> str:
 
 def _model_table(score: ShiftScore) -> tuple[list[str], list[list[object]]]:
     methods = [m for m in score.estimates if m != ORACLE]
+    auto = score.intervals.get("auto")
     header = ["model", "ID acc", "true OOD acc", *methods]
+    header += ["auto low", "auto high"] if auto is not None else []
+    header += [f"{b}: accuracy at least" for b in score.bounds]
     order = np.argsort(-score.ood_accuracy, kind="stable")
     rows = [
         [score.models[i], 100 * float(score.id_accuracy[i]), 100 * float(score.ood_accuracy[i])]
         + [_finite(100 * float(score.estimates[m][i])) for m in methods]
+        + ([100 * float(auto[i, 0]), 100 * float(auto[i, 1])] if auto is not None else [])
+        + [_finite(100 * float(b[i])) for b in score.bounds.values()]
         for i in order
     ]
     return header, rows

@@ -135,6 +135,8 @@ def model_table(evaluation: Evaluation) -> tuple[list[str], list[list[object]]]:
     truth = evaluation.ood_accuracy
     has_interval = result.interval is not None
     header = ["rank", "model", "ID acc", *evaluation.results]
+    bound = evaluation.bounds.get("dis2")
+    header += ["accuracy at least (dis2)"] if bound is not None else []
     header += [f"{ranked} low", f"{ranked} high", "could be best"] if has_interval else []
     header += ["true OOD acc", f"{ranked} error"] if truth is not None else []
     index = {m: i for i, m in enumerate(evaluation.models)}
@@ -143,6 +145,8 @@ def model_table(evaluation: Evaluation) -> tuple[list[str], list[list[object]]]:
         i = index[entry.name]
         row: list[object] = [entry.rank, entry.name, 100 * float(result.id_accuracy[i])]
         row += [100 * float(r.ood_accuracy[i]) for r in evaluation.results.values()]
+        if bound is not None:
+            row.append(100 * float(bound.accuracy_at_least[bound.models.index(entry.name)]))
         if has_interval:
             row += [_pct(entry.low), _pct(entry.high), entry.tied_with_best]
         if truth is not None:

@@ -37,7 +37,7 @@ from typing import Any, cast
 import numpy as np
 
 from ontheline._optional import extra
-from ontheline._progress import ConsoleProgress, Progress
+from ontheline._progress import Progress, as_progress
 from ontheline._validation import InputError, check_number
 from ontheline.store import Store, StoreError, entry_key
 
@@ -304,7 +304,7 @@ def embed(
             return store.get_features(key)[order]
         except StoreError:
             pass  # damaged: embedded again below, and the stored entry replaced
-    report = _progress(progress)
+    report = as_progress(progress)
     report(f"loading {model.name} from {model.path}", 0, 0)
     model.dimension  # noqa: B018 - loads the weights, before the clock starts
     started = time.perf_counter()
@@ -444,14 +444,6 @@ def _checked_texts(texts: Sequence[str]) -> list[str]:
     if wrong is not None:
         raise InputError(f"embed takes texts (str); item {wrong} is a {type(texts[wrong]).__name__}.")
     return texts
-
-
-def _progress(progress: bool | Progress) -> Progress:
-    if progress is True:
-        return ConsoleProgress()
-    if callable(progress):
-        return progress
-    return lambda message, done, total: None
 
 
 def _one_line(exc: BaseException) -> str:
