@@ -23,6 +23,8 @@ from ontheline.estimators.auto import AUTO, choose, load_table, shift_diagnostic
 from ontheline.estimators.gde_check import GDEDiagnostics, gde_diagnostics
 from ontheline.predictions import Predictions, as_predictions
 
+#: Above this many classes, the bounds (a K x K critic per model) are skipped with a note.
+MAX_BOUND_CLASSES = 100
 #: The method that ranks the models and that trust, selection and the benchmark's goals are read from.
 RANKING_METHOD = "aline-d"
 
@@ -288,8 +290,10 @@ def fit_methods(
     """
     names = [*METHODS, AUTO] if methods is None else list(dict.fromkeys(methods))
     auto = AUTO in names
-    # auto chooses among the other methods, so asking for it runs every one of them.
-    names = [n for n in names if n != AUTO] + ([m for m in METHODS if m not in names] if auto else [])
+    # auto chooses among the other methods, so asking for it runs every one of them; those not
+    # asked for are skipped where they cannot run, whatever on_failure says.
+    implicit = [m for m in METHODS if m not in names] if auto else []
+    names = [n for n in names if n != AUTO] + implicit
     settings = {"min_r2": min_r2, "n_bootstrap": n_bootstrap, "keep": keep, "calibrate": calibrate}
     estimators = {name: make_estimator(name, **settings) for name in names}
     id_p = as_predictions(id_preds, name="id_preds")
@@ -301,7 +305,7 @@ def fit_methods(
         try:
             fitted[name] = estimator.fit(id_p, id_labels)
         except (EstimationError, MissingExtraError) as exc:  # this zoo, or this machine, defeats this method
-            if on_failure == "raise":
+            if on_failure == "raise" and name not in implicit:
                 raise
             skipped[name] = str(exc)
     return FittedMethods(fitted, skipped, id_p, gde_diagnostics(id_p, id_labels), auto)
@@ -470,6 +474,10 @@ def _with_bounds(
         return evaluation
     results, skipped = {}, dict(evaluation.skipped)
     for name in dict.fromkeys(bounds):
+        if len(id_p.classes) > MAX_BOUND_CLASSES:
+            skipped[name] = (f"{name} trains a critic with {len(id_p.classes)}² weights per model; skipped above "
+                             f"{MAX_BOUND_CLASSES} classes")  # fmt: skip
+            continue
         try:
             results[name] = BOUNDS[name]().fit(id_p, id_labels).bound(ood_p)
         except EstimationError as exc:  # this data defeats this bound; the estimates still stand

@@ -213,6 +213,7 @@ def select_adaptation(
             evaluation = evaluate(
                 dict(zip(names, id_preds.probs)), id_labels, dict(zip(names, ood_preds.probs)),
                 methods=[RANKING_METHOD], ood_labels=ood_labels, min_r2=min_r2, n_bootstrap=0, on_failure="raise",
+                bounds=(),
             )  # fmt: skip
         except EstimationError:  # e.g. an adaptation that collapsed the zoo: no agreement line to estimate from
             candidates.append(Candidate(config, np.nan, np.nan, truth, None))

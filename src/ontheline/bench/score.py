@@ -8,14 +8,13 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from ontheline.agreement import DEFAULT_KEEP, AgreementLine, accuracy, fit_line, kept_pairs, probit
 from ontheline.bench.config import ShiftSpec
 from ontheline.bench.predict import ZooPredictions
 from ontheline.estimators import CALIBRATABLE, METHODS, PER_MODEL
 from ontheline.estimators.aline import aline_s
-from ontheline.estimators.auto import ShiftDiagnostics, shift_diagnostics
+from ontheline.estimators.auto import ShiftDiagnostics, coverage, shift_diagnostics
 from ontheline.estimators.dis2 import DIS2
 from ontheline.evaluate import RANKING_METHOD, Evaluation, estimate_all, fit_methods
 from ontheline.predictions import Predictions, as_predictions
@@ -82,11 +81,11 @@ class ShiftScore:
 
     def coverage(self) -> dict[str, float]:
         """Per method, the share of models whose true accuracy lies in its calibrated interval."""
-        return {m: _inside(iv, self.ood_accuracy) for m, iv in self.intervals.items()}
+        return {m: coverage(iv, self.ood_accuracy) for m, iv in self.intervals.items()}
 
     def bootstrap_coverage(self) -> dict[str, float]:
         """Per method, the share of models whose true accuracy lies in its nominal bootstrap interval."""
-        return {m: _inside(iv, self.ood_accuracy) for m, iv in self.bootstrap.items()}
+        return {m: coverage(iv, self.ood_accuracy) for m, iv in self.bootstrap.items()}
 
     def bound_scores(self) -> dict[str, dict[str, float]]:
         """Per bound: ``held``, the share of models whose true accuracy is at least the bound, and
@@ -94,9 +93,9 @@ class ShiftScore:
         computed for (the others are NaN)."""
         out = {}
         for name, b in self.bounds.items():
-            known = np.isfinite(b)
-            gap = self.ood_accuracy[known] - b[known]
-            out[name] = {"held": float(np.mean(gap >= -1e-12)), "mean_slack": float(100 * np.mean(gap))}
+            gap = (self.ood_accuracy - b)[np.isfinite(b)]
+            if len(gap):
+                out[name] = {"held": float(np.mean(gap >= -1e-12)), "mean_slack": float(100 * np.mean(gap))}
         return out
 
     @cached_property
@@ -278,14 +277,12 @@ def _spread(id_accuracy: np.ndarray, k: int) -> list[int]:
 
 def _bound(critic: DIS2, ood: Predictions, bounded: list[int]) -> np.ndarray:
     """The critic's bound for the ``bounded`` models, NaN for the others: ``(n_models,)``."""
+    from threadpoolctl import threadpool_limits
+
     out = np.full(ood.n_models, np.nan)
     with threadpool_limits(1):  # many small L-BFGS problems: BLAS threads only fight over the cores
         out[bounded] = critic.bound(ood.select([ood.models[i] for i in bounded])).accuracy_at_least
     return out
-
-
-def _inside(interval: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean((interval[:, 0] <= truth) & (truth <= interval[:, 1])))
 
 
 def _oracle(id_accuracy: np.ndarray, ood_accuracy: np.ndarray, n_id: int, n_ood: int) -> np.ndarray:

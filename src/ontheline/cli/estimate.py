@@ -76,6 +76,10 @@ def add_estimate_options(parser: Any, *, id_help: str, ood_help: str, title: str
         "--no-calibrate", dest="calibrate", action="store_false",
         help="the raw confidence and transport baselines (default: temperature-scaled on the ID data)",
     )  # fmt: skip
+    parser.add_argument(
+        "--no-bounds", dest="bounds", action="store_false",
+        help="skip the DIS² lower bound ('accuracy at least'; a critic is trained per model)",
+    )  # fmt: skip
     parser.add_argument("--plots", metavar="DIR", help="also save the figures as PNG and SVG in this folder")
     parser.add_argument("--title", default=title, help="the report's title")
 
@@ -145,6 +149,7 @@ def _evaluate_files(args: argparse.Namespace) -> Evaluation:
     return evaluate(
         id_preds, id_labels, ood_preds, methods=args.method, ood_labels=ood_labels,
         min_r2=args.min_r2, n_bootstrap=args.bootstrap, keep=tuple(args.keep), calibrate=args.calibrate,
+        bounds=("dis2",) if args.bounds else (),
     )  # fmt: skip
 
 

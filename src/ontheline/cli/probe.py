@@ -126,6 +126,7 @@ def run_probe(args: argparse.Namespace) -> None:
     evaluation = evaluate(
         zoo.predictions(id_x), id_y, zoo.predictions(ood_x), methods=args.method, ood_labels=ood_y,
         min_r2=args.min_r2, n_bootstrap=args.bootstrap, keep=tuple(args.keep), calibrate=args.calibrate,
+        bounds=("dis2",) if args.bounds else (),
     )  # fmt: skip
     evaluation = dataclasses.replace(evaluation, settings={**evaluation.settings, "probe": zoo.to_dict()})
     print(

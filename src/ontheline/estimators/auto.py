@@ -23,6 +23,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -98,8 +99,12 @@ def shift_diagnostics(
     gap = math.nan
     if id_preds.probs is not None and ood_preds.probs is not None:
         gap = float(np.mean(_mean_max(id_preds.probs) - _mean_max(ood_preds.probs)))
-    n_classes = len(id_preds.classes)
-    shift = np.mean([0.5 * np.abs(_histogram(a, n_classes) - _histogram(b, n_classes)).sum()
+    # ID and OOD predictions encode their own class lists: count each over the union of both.
+    position = {c: i for i, c in enumerate(dict.fromkeys([*id_preds.classes, *ood_preds.classes]))}
+    id_at = np.array([position[c] for c in id_preds.classes], np.int64)
+    ood_at = np.array([position[c] for c in ood_preds.classes], np.int64)
+    k = len(position)
+    shift = np.mean([0.5 * np.abs(_histogram(id_at[a], k) - _histogram(ood_at[b], k)).sum()
                      for a, b in zip(np.asarray(id_preds.labels), np.asarray(ood_preds.labels))])  # fmt: skip
     r2 = math.nan if line is None else float(line.r2)
     trusted = line is not None and not line.trust_issues(min_r2)
@@ -113,7 +118,8 @@ class BucketRule:
     ``method`` is the one ``auto`` relies on there (lowest mean MAE over the bucket's shifts);
     ``quantiles[m]`` the split-conformal quantiles ``(low, high)`` of method m's errors
     ``truth - estimate`` over every (model, shift) of the bucket, so that
-    ``[estimate + low, estimate + high]`` covers ``1 - alpha`` of them; ``mae[m]`` in points.
+    ``[estimate + low, estimate + high]`` should cover ``1 - alpha`` of a new shift's models
+    (:func:`ontheline.bench.calibrate.conformal_quantiles`); ``mae[m]`` in points.
     """
 
     method: str
@@ -121,6 +127,9 @@ class BucketRule:
     n_points: int
     quantiles: dict[str, tuple[float, float]]
     mae: dict[str, float]
+    #: The bucket whose shifts gave the quantiles: this one, or a coarser one when this one had too
+    #: few shifts for finite conformal bounds.
+    intervals_from: str = ANY
 
 
 @dataclass(frozen=True)
@@ -134,6 +143,8 @@ class CalibrationTable:
     gap_edge: float
     min_shifts: int
     rules: dict[str, BucketRule]
+    #: The methods whose per-model median the table's :data:`MEDIAN` is.
+    median_of: list[str] = field(default_factory=list)
     source: dict[str, Any] = field(default_factory=dict)
 
     def rule(self, diagnostics: ShiftDiagnostics) -> tuple[str, BucketRule]:
@@ -158,25 +169,23 @@ class CalibrationTable:
         rules = {
             k: {**asdict(r), "quantiles": {m: list(q) for m, q in r.quantiles.items()}} for k, r in self.rules.items()
         }
-        return {"alpha": self.alpha, "gap_edge": self.gap_edge, "min_shifts": self.min_shifts, "rules": rules,
-                "source": self.source}  # fmt: skip
+        gap = self.gap_edge if math.isfinite(self.gap_edge) else None
+        return {"alpha": self.alpha, "gap_edge": gap, "min_shifts": self.min_shifts, "rules": rules,
+                "median_of": self.median_of, "source": self.source}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CalibrationTable:
         try:
             rules = {
-                k: BucketRule(
-                    r["method"],
-                    int(r["n_shifts"]),
-                    int(r["n_points"]),
-                    {m: (float(q[0]), float(q[1])) for m, q in r["quantiles"].items()},
-                    {m: float(v) for m, v in r["mae"].items()},
-                )  # fmt: skip
+                k: BucketRule(r["method"], int(r["n_shifts"]), int(r["n_points"]),
+                              {m: (float(q[0]), float(q[1])) for m, q in r["quantiles"].items()},
+                              {m: float(v) for m, v in r["mae"].items()}, str(r.get("intervals_from", ANY)))
                 for k, r in data["rules"].items()
-            }
-            return cls(float(data["alpha"]), float(data["gap_edge"]), int(data["min_shifts"]), rules,
+            }  # fmt: skip
+            gap = math.nan if data["gap_edge"] is None else float(data["gap_edge"])
+            return cls(float(data["alpha"]), gap, int(data["min_shifts"]), rules, list(data.get("median_of", [])),
                        dict(data.get("source", {})))  # fmt: skip
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise InputError(f"Not a calibration table ({type(exc).__name__}: {exc}); rebuild it with "
                              "ontheline bench --config full --calibration-out FILE.") from None  # fmt: skip
 
@@ -191,7 +200,7 @@ def load_table(path: str | Path | None = None) -> CalibrationTable:
     (0.1, True)
     """
     if path is None:
-        text = resources.files("ontheline.estimators").joinpath(_SHIPPED).read_text()
+        return _shipped()
     else:
         try:
             text = Path(path).read_text()
@@ -202,6 +211,13 @@ def load_table(path: str | Path | None = None) -> CalibrationTable:
     except json.JSONDecodeError as exc:
         raise InputError(f"The calibration table {str(path or _SHIPPED)!r} is not JSON ({exc.msg}).") from None
     return CalibrationTable.from_dict(data)
+
+
+@cache
+def _shipped() -> CalibrationTable:
+    return CalibrationTable.from_dict(
+        json.loads(resources.files("ontheline.estimators").joinpath(_SHIPPED).read_text())
+    )
 
 
 def median_estimate(estimates: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -254,8 +270,13 @@ class AutoChoice:
 
 
 def choose(estimates: Mapping[str, np.ndarray], diagnostics: ShiftDiagnostics, table: CalibrationTable) -> AutoChoice:
-    """``auto`` on one shift: the bucket's method (falling back to the median where it is missing or
-    NaN), and the calibrated interval of every method the bucket has quantiles for.
+    """``auto`` on one shift: in the diagnostics' bucket, the method with the lowest calibration MAE
+    among those that estimated every model here, and the calibrated interval of every method the
+    bucket has quantiles for.
+
+    The table's :data:`MEDIAN` is the median of ``table.median_of``; it is a candidate only when
+    the same methods ran here (the median of fewer methods is another estimator, uncalibrated).
+    A method without quantiles gets the interval [0, 1].
 
     Examples
     --------
@@ -265,13 +286,35 @@ def choose(estimates: Mapping[str, np.ndarray], diagnostics: ShiftDiagnostics, t
     >>> c.estimate.shape, c.interval.shape, bool((c.interval[:, 0] <= c.estimate).all())
     ((2,), (2, 2), True)
     """
-    candidates = with_median({m: e for m, e in estimates.items() if m != MEDIAN})
+    candidates = {m: np.asarray(e, np.float64) for m, e in estimates.items() if m != MEDIAN}
+    if sorted(candidates) == sorted(table.median_of):
+        candidates[MEDIAN] = median_estimate(candidates)
     bucket, rule = table.rule(diagnostics)
-    method = rule.method if rule.method in candidates and np.isfinite(candidates[rule.method]).all() else MEDIAN
+    usable = [m for m, e in candidates.items() if np.isfinite(e).all()]
+    ranked = sorted((m for m in usable if m in rule.mae), key=lambda m: (rule.mae[m], m))
+    method = ranked[0] if ranked else MEDIAN
+    if method not in candidates:  # nothing the table knows ran everywhere: the median of what did, uncalibrated
+        candidates[method] = median_estimate(candidates)
     intervals = {m: calibrated_interval(candidates[m], q) for m, q in rule.quantiles.items() if m in candidates}
     estimate = candidates[method]
-    interval = intervals.get(method, np.stack([estimate, estimate], axis=1))
+    interval = intervals.get(method, calibrated_interval(estimate, (-1.0, 1.0)))
     return AutoChoice(method, bucket, estimate, interval, intervals, table.label)
+
+
+def coverage(interval: np.ndarray, truth: np.ndarray) -> float:
+    """The share of models whose true accuracy lies in its interval ``(n_models, 2)``, over the
+    models that have one (a method that failed has NaN bounds); NaN when none has.
+
+    Examples
+    --------
+    >>> coverage(np.array([[0.4, 0.6], [0.5, 0.55], [np.nan, np.nan]]), np.array([0.5, 0.6, 0.7]))
+    0.5
+    """
+    known = np.isfinite(interval).all(axis=1)
+    if not known.any():
+        return math.nan
+    low, high = interval[known].T
+    return float(np.mean((low <= truth[known]) & (truth[known] <= high)))
 
 
 def _mean_max(probs: Any) -> np.ndarray:
@@ -293,6 +336,7 @@ __all__ = [
     "ShiftDiagnostics",
     "calibrated_interval",
     "choose",
+    "coverage",
     "load_table",
     "median_estimate",
     "shift_diagnostics",

@@ -174,7 +174,7 @@ def _model_table(score: ShiftScore) -> tuple[list[str], list[list[object]]]:
     rows = [
         [score.models[i], 100 * float(score.id_accuracy[i]), 100 * float(score.ood_accuracy[i])]
         + [_finite(100 * float(score.estimates[m][i])) for m in methods]
-        + ([100 * float(auto[i, 0]), 100 * float(auto[i, 1])] if auto is not None else [])
+        + ([_finite(100 * float(auto[i, 0])), _finite(100 * float(auto[i, 1]))] if auto is not None else [])
         + [_finite(100 * float(b[i])) for b in score.bounds.values()]
         for i in order
     ]
