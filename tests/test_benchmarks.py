@@ -47,3 +47,21 @@ def test_adaptation_benchmark_runs_on_the_tiny_zoo(tmp_path, bench_store):
     recorded = (tmp_path / "results.md").read_text()
     assert "Produced by `python benchmarks/adaptation.py --config tiny" in recorded
     assert json.loads((tmp_path / "results.json").read_text())["label_free_choice"]["per_shift"]
+
+
+def test_lm_throughput_benchmark_runs_on_a_tiny_model():
+    pytest.importorskip("torch", reason="the torch extra, which make test installs")
+    pytest.importorskip("transformers", reason="the hf extra, which make test installs")
+    done = subprocess.run(
+        [sys.executable, BENCH / "lm_throughput.py", "--sizes", "1x32", "--threads", "1", "--train-steps", "3",
+         "--prompts", "2", "--samples", "2", "--grpo-steps", "1"],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    result = json.loads(done.stdout)
+    [run] = result["runs"]
+    assert (run["size"], run["threads"]) == ("1x32", 1) and run["parameters"] > 0
+    for key in ("train_tokens_per_s", "train_steps_per_s", "sampled_tokens_per_s", "grpo_steps_per_s"):
+        assert run[key] > 0, key
+    assert len(result["load_average_before"]) == 3 and result["command"].startswith(
+        "python benchmarks/lm_throughput.py"
+    )

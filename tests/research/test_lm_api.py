@@ -27,7 +27,7 @@ def test_every_exported_class_and_function_has_a_docstring_with_an_example():
 
 
 def test_every_exported_constant_has_a_doc_comment_above_its_assignment():
-    sources = {path: path.read_text().splitlines() for path in Path(lm.__file__).parent.glob("*.py")}
+    sources = {path: path.read_text().splitlines() for path in Path(lm.__file__).parent.rglob("*.py")}
     undocumented = []
     for name in (n for n in lm.__all__ if _is_constant(getattr(lm, n))):
         found = False

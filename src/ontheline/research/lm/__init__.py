@@ -8,14 +8,21 @@ inversion), sized to pretrain, finetune and sample in minutes on 2 CPU cores:
   / :func:`load` (Hugging Face folders, safetensors; any local causal LM loads) and
   :func:`interpolate_models` (WiSE-FT);
 - :mod:`~ontheline.research.lm.tokenizer`: :class:`CharTokenizer` over :data:`ALPHABET`;
-- :mod:`~ontheline.research.lm.tasks`: :func:`arithmetic`, :func:`digit_sums`,
-  :func:`markov_text`, :class:`FactWorld`, :func:`answer_of`, and :func:`split` /
-  :func:`check_disjoint` for held-out parts that share no prompt;
+- :mod:`~ontheline.research.lm.tasks` (a module per task): :func:`arithmetic`,
+  :func:`digit_sums`, :func:`markov_text`, :class:`FactWorld`, :func:`answer_of`, and
+  :func:`split` / :func:`check_disjoint` for held-out parts that share no prompt;
 - :mod:`~ontheline.research.lm.train`: :func:`train` (AdamW, warm-up and decay, clipping,
-  SFT on completions, checkpoints, exact resume) and :func:`mean_loss`;
+  SFT on completions, checkpoints, exact resume) and :func:`mean_loss`, with the schedules
+  (:mod:`~ontheline.research.lm.schedules`: :func:`lr_factor`), the rows and batches
+  (:mod:`~ontheline.research.lm.batches`) and the checkpoint files
+  (:mod:`~ontheline.research.lm.checkpoints`) in modules of their own;
 - :mod:`~ontheline.research.lm.sample`: :func:`sample` (``generate`` with its KV cache,
   log-probabilities, stop strings, answers), :func:`completion_logprobs` and
-  :func:`samples_table`, whose rows feed :func:`ontheline.research.passk.group_samples`.
+  :func:`samples_table`, whose rows feed :func:`ontheline.research.passk.group_samples`;
+- :mod:`~ontheline.research.lm.grpo`: :func:`grpo` (group-normalised advantages, the clipped
+  policy loss, the k3 KL to a reference, pluggable rewards such as :func:`answer_reward`), with
+  its formulas in :mod:`~ontheline.research.lm.grpo_loss`: :func:`group_advantages`,
+  :func:`policy_loss`, :func:`clipped_loss`, :func:`kl_k3`.
 
 Everything runs on CPU with ``torch`` and ``transformers`` (the ``torch`` and ``hf`` extras);
 the tokenizer and the tasks need only numpy.
@@ -32,8 +39,11 @@ Examples
 (8, ['answer', 'correct', 'logprob', 'problem', 'prompt', 'sample', 'score', 'tokens'])
 """
 
+from ontheline.research.lm.grpo import GRPOResult, answer_reward, grpo
+from ontheline.research.lm.grpo_loss import LEVELS, clipped_loss, group_advantages, kl_k3, policy_loss
 from ontheline.research.lm.model import interpolate_models, load, save, tiny_gpt
 from ontheline.research.lm.sample import Completion, completion_logprobs, sample, samples_table
+from ontheline.research.lm.schedules import SCHEDULES, lr_factor
 from ontheline.research.lm.tasks import (
     ATTRIBUTES,
     DOMAIN_WORDS,
@@ -52,7 +62,7 @@ from ontheline.research.lm.tasks import (
     split,
 )
 from ontheline.research.lm.tokenizer import ALPHABET, BOS_ID, EOS_ID, PAD_ID, CharTokenizer, pad
-from ontheline.research.lm.train import SCHEDULES, TrainResult, lr_factor, mean_loss, train
+from ontheline.research.lm.train import TrainResult, mean_loss, train
 
 __all__ = [
     "ALPHABET",
@@ -60,6 +70,7 @@ __all__ = [
     "BOS_ID",
     "DOMAIN_WORDS",
     "EOS_ID",
+    "LEVELS",
     "PAD_ID",
     "QUESTIONS",
     "SCHEDULES",
@@ -69,20 +80,27 @@ __all__ = [
     "Completion",
     "Example",
     "FactWorld",
+    "GRPOResult",
     "MarkovChain",
     "TrainResult",
     "answer_of",
+    "answer_reward",
     "arithmetic",
     "check_disjoint",
+    "clipped_loss",
     "completion_logprobs",
     "digit_sums",
+    "grpo",
+    "group_advantages",
     "interpolate_models",
+    "kl_k3",
     "load",
     "lr_factor",
     "markov_chain",
     "markov_text",
     "mean_loss",
     "pad",
+    "policy_loss",
     "sample",
     "samples_table",
     "save",

@@ -260,6 +260,7 @@ def completion_logprobs(
     completions: Sequence[Sequence[int]] | Sequence[Completion],
     *,
     tokenizer: Any = None,
+    temperature: float = 1.0,
 ) -> tuple[Any, Any]:
     """Each completion token's log-probability under ``model``, in one batched forward pass.
 
@@ -277,6 +278,9 @@ def completion_logprobs(
     completions : sequence of token-id sequences, or of Completion
     tokenizer : optional
         The lab's :class:`~ontheline.research.lm.CharTokenizer` by default.
+    temperature : float
+        Divide the logits by this first: the log-probabilities of the tempered distribution
+        that :func:`sample` drew from at this temperature (before top-k / top-p).
 
     Returns
     -------
@@ -306,6 +310,8 @@ def completion_logprobs(
         raise ValueError(f"Pass one prompt per completion; got {len(texts)} prompts and {len(ids)} completions.")
     if not ids or not all(ids):
         raise ValueError("Every completion needs at least one token.")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive; got {temperature!r}.")
     prompt_ids, prompt_mask = pad(
         [[tokenizer.bos_id, *tokenizer.encode(t)] for t in texts], tokenizer.pad_id, side="left"
     )
@@ -317,7 +323,8 @@ def completion_logprobs(
     input_ids, mask, positions = input_ids.to(device), mask.to(device), positions.to(device)
     logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions).logits
     start, width = prompt_ids.shape[1], tail_ids.shape[1]
-    logprobs = logits[:, start - 1 : start - 1 + width].float().log_softmax(-1)
+    logits = logits[:, start - 1 : start - 1 + width].float()
+    logprobs = (logits if temperature == 1.0 else logits / temperature).log_softmax(-1)
     targets = torch.from_numpy(tail_ids).to(device)
     chosen = logprobs.gather(-1, targets[..., None])[..., 0]
     real = torch.from_numpy(tail_mask).bool().to(device)

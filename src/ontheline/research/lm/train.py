@@ -14,35 +14,20 @@ a collator, and resumes exactly.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import os
-import re
-import secrets
-import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ontheline._optional import extra
 from ontheline._progress import Progress
-from ontheline.research.lm.model import _quiet, _replace_folder, load, save
+from ontheline.research.lm.batches import IGNORE, BatchFn, batches, collate, rows_of
+from ontheline.research.lm.checkpoints import latest, listed, restore, write_checkpoint
+from ontheline.research.lm.schedules import SCHEDULES, lr_factor
 from ontheline.research.lm.tasks import Example
 from ontheline.research.lm.tokenizer import CharTokenizer
-
-#: The learning-rate schedules :func:`train` knows (after the linear warm-up).
-SCHEDULES = ("cosine", "linear", "constant", "wsd")
-
-_CHECKPOINT = re.compile(r"^step-(\d+)$")
-_IGNORE = -100  # the label of a token that is not trained on (torch's cross-entropy ignore_index)
-
-# A batch function: ``batch(step) -> {"input_ids", "labels"[, "attention_mask"]}`` (torch int64 tensors).
-BatchFn = Callable[[int], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -94,42 +79,6 @@ class TrainResult:
     def tokens_per_second(self) -> float:
         """Training tokens per second of this call."""
         return self.tokens / self.seconds if self.seconds > 0 else float("nan")
-
-
-def lr_factor(
-    step: int, steps: int, warmup: int, schedule: str = "cosine", *, min_lr_ratio: float = 0.0, decay: float = 0.2
-) -> float:
-    """The learning-rate multiplier of optimizer step ``step`` (0-based) of ``steps``.
-
-    A linear warm-up over the first ``warmup`` steps (``(step + 1) / warmup``), then:
-    ``cosine`` (half a cosine down to ``min_lr_ratio``), ``linear`` (a line down to it),
-    ``constant``, or ``wsd`` (warm-up, stable, decay: constant, then a line down to it over
-    the last ``decay`` share of the steps, so every checkpoint before the decay is a valid
-    constant-rate model).
-
-    Examples
-    --------
-    >>> [round(lr_factor(s, 10, 2, "cosine"), 3) for s in range(10)]
-    [0.5, 1.0, 1.0, 0.962, 0.854, 0.691, 0.5, 0.309, 0.146, 0.038]
-    >>> [round(lr_factor(s, 10, 0, "wsd", decay=0.3), 3) for s in range(10)]
-    [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.667, 0.333]
-    """
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}; got {schedule!r}.")
-    if step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    if schedule == "wsd":
-        start = max(warmup, steps - max(1, round(decay * steps)))
-        if step < start:
-            return 1.0
-        p = (step - start) / max(1, steps - start)
-        return min_lr_ratio + (1 - min_lr_ratio) * (1 - p)
-    p = (step - warmup) / max(1, steps - warmup)
-    if schedule == "linear":
-        return min_lr_ratio + (1 - min_lr_ratio) * (1 - p)
-    return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
 
 
 def train(
@@ -241,7 +190,7 @@ def train(
     lr_factor(0, max(steps, 1), warmup, schedule)  # checks the schedule's name
     tokenizer = tokenizer or CharTokenizer()
     context = context or _max_positions(model)
-    batch_of, fingerprint = _batches(data, tokenizer, batch_size, seed, loss_on, context)
+    batch_of, fingerprint = batches(data, tokenizer, batch_size, seed, loss_on, context)
     if fingerprint is not None:  # the default made explicit, so that resuming compares like with like
         loss_on = loss_on or ("completion" if fingerprint.startswith("examples:") else "all")
     settings = {
@@ -266,9 +215,9 @@ def train(
         start = 0
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            latest = _latest(folder) if folder is not None and resume else None
-            if latest is not None:
-                start, losses, norms = _restore(latest, model, optimizer, settings)
+            found = latest(folder) if folder is not None and resume else None
+            if found is not None:
+                start, losses, norms = restore(found, model, optimizer, settings)
             model.train()
             tokens, began = 0, time.perf_counter()
             device = next(model.parameters()).device
@@ -284,19 +233,17 @@ def train(
                 losses.append(loss.item())
                 norms.append(float(norm))
                 mask = batch.get("attention_mask")
-                tokens += int(mask.sum()) if mask is not None else int((batch["labels"] != _IGNORE).sum())
+                tokens += int(mask.sum()) if mask is not None else int((batch["labels"] != IGNORE).sum())
                 due = step + 1 == steps or bool(checkpoint_every and (step + 1) % checkpoint_every == 0)
                 if folder is not None and due:
-                    _checkpoint(folder, step + 1, model, optimizer, losses, norms, settings)
+                    write_checkpoint(folder, step + 1, model, optimizer, losses, norms, settings)
                 if progress is not None:
                     progress(f"train: loss {losses[-1]:.4f}", step + 1, steps)
             seconds = time.perf_counter() - began
     finally:
         torch.set_num_threads(previous_threads)
         model.train(was_training)
-    found = sorted(folder.iterdir(), key=lambda p: p.name) if folder is not None and folder.exists() else []
-    checkpoints = [p for p in found if _CHECKPOINT.match(p.name) and p.is_dir()]
-    return TrainResult(losses, norms, checkpoints, start, tokens, seconds)
+    return TrainResult(losses, norms, listed(folder), start, tokens, seconds)
 
 
 def mean_loss(
@@ -323,7 +270,7 @@ def mean_loss(
         import torch
 
     tokenizer = tokenizer or CharTokenizer()
-    rows, _ = _rows(data, tokenizer, loss_on, context or _max_positions(model))
+    rows, _ = rows_of(data, tokenizer, loss_on, context or _max_positions(model))
     previous_threads, was_training = torch.get_num_threads(), model.training
     torch.set_num_threads(threads)
     total, count = 0.0, 0
@@ -332,14 +279,14 @@ def mean_loss(
         model.eval()
         with torch.no_grad():
             for lo in range(0, len(rows), batch_size):
-                batch = {k: v.to(device) for k, v in _collate(rows[lo : lo + batch_size], tokenizer.pad_id).items()}
+                batch = {k: v.to(device) for k, v in collate(rows[lo : lo + batch_size], tokenizer.pad_id).items()}
                 logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
                 labels = batch["labels"][:, 1:]
                 losses = torch.nn.functional.cross_entropy(
-                    logits[:, :-1].float().transpose(1, 2), labels, ignore_index=_IGNORE, reduction="sum"
+                    logits[:, :-1].float().transpose(1, 2), labels, ignore_index=IGNORE, reduction="sum"
                 )
                 total += float(losses)
-                count += int((labels != _IGNORE).sum())
+                count += int((labels != IGNORE).sum())
     finally:
         torch.set_num_threads(previous_threads)
         model.train(was_training)
@@ -353,7 +300,7 @@ def _loss(model: Any, batch: Mapping[str, Any]) -> Any:
     logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
     labels = batch["labels"][:, 1:]
     return torch.nn.functional.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=_IGNORE
+        logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE
     )
 
 
@@ -364,146 +311,6 @@ def _max_positions(model: Any) -> int:
         if isinstance(value, int) and value > 0:
             return value
     return 1024
-
-
-def _rows(
-    data: Sequence[Example] | Sequence[str], tokenizer: Any, loss_on: str | None, context: int
-) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
-    """Each training row as ``(input ids, labels)`` and a fingerprint of the data."""
-    items: list[Any] = list(data)
-    if not items:
-        raise ValueError("The training data is empty; pass examples, documents or a batch function.")
-    digest = hashlib.sha256()
-    if all(isinstance(x, Example) for x in items):
-        if loss_on not in (None, "completion", "all"):
-            raise ValueError(f"loss_on must be 'completion' or 'all'; got {loss_on!r}.")
-        rows = []
-        for i, ex in enumerate(items):
-            prompt = tokenizer.encode(ex.prompt)
-            completion = tokenizer.encode(ex.completion)
-            ids = np.array([tokenizer.bos_id, *prompt, *completion, tokenizer.eos_id], dtype=np.int64)
-            if len(ids) > context:
-                raise ValueError(
-                    f"Example {i} is {len(ids)} tokens long (with <bos> and <eos>), more than the context of {context}; "
-                    "use a model with more positions, or shorter examples."
-                )
-            labels = ids.copy()
-            if loss_on != "all":
-                labels[: 1 + len(prompt)] = _IGNORE
-            rows.append((ids, labels))
-            digest.update(json.dumps([ex.prompt, ex.completion]).encode())
-        return rows, "examples:" + digest.hexdigest()[:16]
-    if all(isinstance(x, str) for x in items):
-        if loss_on == "completion":
-            raise ValueError("Documents have no completion; train on them with loss_on='all' (or leave it out).")
-        stream: list[int] = []
-        for doc in items:
-            stream += [tokenizer.bos_id, *tokenizer.encode(doc), tokenizer.eos_id]
-            digest.update(json.dumps(doc).encode())
-        flat = np.array(stream, dtype=np.int64)
-        rows = [(flat[i : i + context], flat[i : i + context]) for i in range(0, len(flat), context)]
-        return rows, "documents:" + digest.hexdigest()[:16]
-    kinds = sorted({type(x).__name__ for x in items})
-    raise ValueError(f"The data must be all Examples or all strings (documents); found {kinds}.")
-
-
-def _collate(rows: Sequence[tuple[np.ndarray, np.ndarray]], pad_id: int) -> dict[str, Any]:
-    """Right-pad rows into ``input_ids``, ``attention_mask`` and ``labels`` (-100 on padding)."""
-    import torch
-
-    width = max(len(ids) for ids, _ in rows)
-    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    labels = np.full((len(rows), width), _IGNORE, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for i, (x, y) in enumerate(rows):
-        ids[i, : len(x)], labels[i, : len(y)], mask[i, : len(x)] = x, y, 1
-    return {
-        "input_ids": torch.from_numpy(ids),
-        "attention_mask": torch.from_numpy(mask),
-        "labels": torch.from_numpy(labels),
-    }
-
-
-def _batches(
-    data: Sequence[Example] | Sequence[str] | BatchFn,
-    tokenizer: Any,
-    batch_size: int,
-    seed: int,
-    loss_on: str | None,
-    context: int,
-) -> tuple[BatchFn, str | None]:
-    """The batch of each step (a function of the step alone) and the data's fingerprint."""
-    if callable(data):
-        return data, None
-    rows, fingerprint = _rows(data, tokenizer, loss_on, context)
-    n = len(rows)
-    orders: dict[int, np.ndarray] = {}
-
-    def order(epoch: int) -> np.ndarray:
-        if epoch not in orders:
-            if len(orders) > 4:
-                orders.clear()
-            orders[epoch] = np.random.default_rng([seed, epoch]).permutation(n)
-        return orders[epoch]
-
-    def batch(step: int) -> dict[str, Any]:
-        positions = range(step * batch_size, (step + 1) * batch_size)
-        return _collate([rows[order(p // n)[p % n]] for p in positions], tokenizer.pad_id)
-
-    return batch, fingerprint
-
-
-def _checkpoint(
-    folder: Path,
-    step: int,
-    model: Any,
-    optimizer: Any,
-    losses: list[float],
-    norms: list[float],
-    settings: dict[str, Any],
-) -> Path:
-    import torch
-
-    target = folder / f"step-{step:08d}"
-    temporary = folder / f".step-{step:08d}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        save(model, temporary)
-        torch.save(
-            {"optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), "step": step}, temporary / "trainer.pt"
-        )
-        state = {"step": step, "losses": losses, "grad_norms": norms, "settings": settings}
-        (temporary / "trainer.json").write_text(json.dumps(state, indent=1))
-        _replace_folder(temporary, target)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
-    return target
-
-
-def _latest(folder: Path) -> Path | None:
-    if not folder.is_dir():
-        return None
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _CHECKPOINT.match(p.name)) and p.is_dir()]
-    return max(found)[1] if found else None
-
-
-def _restore(path: Path, model: Any, optimizer: Any, settings: dict[str, Any]) -> tuple[int, list[float], list[float]]:
-    import torch
-
-    state = json.loads((path / "trainer.json").read_text())
-    saved = state["settings"]
-    changed = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
-    if changed:
-        shown = ", ".join(f"{k}: {saved.get(k)!r} then, {settings.get(k)!r} now" for k in changed)
-        raise ValueError(
-            f"The checkpoint {str(path)!r} was written by a run with other settings ({shown}); "
-            "resume with the same settings, pass resume=False, or use another checkpoint_dir."
-        )
-    with _quiet():
-        model.load_state_dict(load(path).state_dict())
-    trainer = torch.load(path / "trainer.pt", weights_only=True)
-    optimizer.load_state_dict(trainer["optimizer"])
-    torch.set_rng_state(trainer["rng"])
-    return int(state["step"]), list(state["losses"]), list(state["grad_norms"])
 
 
 __all__ = ["SCHEDULES", "TrainResult", "lr_factor", "mean_loss", "train"]
