@@ -18,6 +18,7 @@ class BenchConfig:
     ``domains`` names natural shifts to other domains of the data (the text configuration's
     tweets, Amazon and editorials); without them the natural shift is the other image dataset.
     ``n_eval`` cuts each evaluation set to a stratified sample of that many (text only; None: all).
+    ``bootstrap`` is the number of resamples of ALine's intervals on the whole zoo (0: point estimates).
     """
 
     name: str
@@ -27,6 +28,9 @@ class BenchConfig:
     severities: tuple[int, ...]
     domains: tuple[str, ...] = ()
     n_eval: int | None = None
+    #: Resamples of ALine's bootstrap intervals (95%) on the whole zoo, whose coverage the run measures
+    #: (0: none; the demo leaves it to the full suite, to stay quick).
+    bootstrap: int = 50
 
     def shifts(self, dataset: str) -> list[ShiftSpec]:
         """The natural shifts first, then every corruption at every severity."""
@@ -66,7 +70,7 @@ CONFIGS: dict[str, BenchConfig] = {
     # Seconds: the miniature the tests run end to end.
     "tiny": BenchConfig("tiny", "tiny", ("digits",), ("gaussian_noise", "rotate", "contrast"), (1, 5)),
     # What `ontheline demo` runs: every corruption at three severities on both datasets.
-    "quick": BenchConfig("quick", "quick", DATASETS, tuple(CORRUPTIONS), (1, 3, 5)),
+    "quick": BenchConfig("quick", "quick", DATASETS, tuple(CORRUPTIONS), (1, 3, 5), bootstrap=0),
     # The whole suite: `ontheline bench --config full`.
     "full": BenchConfig("full", "full", DATASETS, tuple(CORRUPTIONS), (1, 2, 3, 4, 5)),
     # Linear probes on sentence embeddings: movie snippets to tweets, Amazon and editorials (bench/text_zoo.py).

@@ -51,9 +51,12 @@ class BenchmarkResult:
 
     @property
     def settings(self) -> dict[str, dict[str, Any]]:
-        """Every method's hyperparameters in this run (``n_bootstrap`` 0: the benchmark scores point estimates)."""
+        """Every method's hyperparameters in this run (``n_bootstrap``: ALine's resamples on the whole zoo)."""
         return method_settings(
-            [m for m in self.methods if m in METHODS], min_r2=self.min_r2, n_bootstrap=0, calibrate=self.calibrate
+            [m for m in self.methods if m in METHODS],
+            min_r2=self.min_r2,
+            n_bootstrap=self.config.bootstrap,
+            calibrate=self.calibrate,
         )
 
     @cached_property
@@ -175,7 +178,7 @@ def run_benchmark(
         n_models[dataset] = len(preds.models)
         if progress:
             progress(f"{dataset}: scoring {len(METHODS)} methods", 0, 0)
-        scores += score(preds, spec.shifts(dataset), min_r2=min_r2, calibrate=calibrate)
+        scores += score(preds, spec.shifts(dataset), min_r2=min_r2, calibrate=calibrate, n_bootstrap=spec.bootstrap)
         ablation += score(
             preds, spec.shifts(dataset), min_r2=min_r2, methods=ABLATED, calibrate=not calibrate, zoos=("all",),
             n_bootstrap=0, bounds=False,

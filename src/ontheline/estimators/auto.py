@@ -290,12 +290,11 @@ def choose(estimates: Mapping[str, np.ndarray], diagnostics: ShiftDiagnostics, t
     if sorted(candidates) == sorted(table.median_of):
         candidates[MEDIAN] = median_estimate(candidates)
     bucket, rule = table.rule(diagnostics)
-    usable = [m for m, e in candidates.items() if np.isfinite(e).all()]
-    ranked = sorted((m for m in usable if m in rule.mae), key=lambda m: (rule.mae[m], m))
-    method = ranked[0] if ranked else MEDIAN
+    intervals = {m: calibrated_interval(candidates[m], q) for m, q in rule.quantiles.items() if m in candidates}
+    usable = [m for m, e in candidates.items() if np.isfinite(e).all() and m in rule.mae]
+    method = min(usable, key=lambda m: (rule.mae[m], m != MEDIAN, m), default=MEDIAN)  # the table's own order
     if method not in candidates:  # nothing the table knows ran everywhere: the median of what did, uncalibrated
         candidates[method] = median_estimate(candidates)
-    intervals = {m: calibrated_interval(candidates[m], q) for m, q in rule.quantiles.items() if m in candidates}
     estimate = candidates[method]
     interval = intervals.get(method, calibrated_interval(estimate, (-1.0, 1.0)))
     return AutoChoice(method, bucket, estimate, interval, intervals, table.label)
