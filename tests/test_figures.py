@@ -74,6 +74,7 @@ def test_the_model_table_is_ranked_and_reports_truth_and_error(evaluation):
     for row in rows:
         assert row[-1] == pytest.approx(row[header.index("aline-d")] - row[-2])
         assert row[header.index("aline-d low")] <= row[header.index("aline-d")] <= row[header.index("aline-d high")]
+        assert row[header.index("auto low (90%)")] <= row[header.index("auto")] <= row[header.index("auto high (90%)")]
 
 
 def test_the_estimate_report_is_self_contained_and_escapes_names(evaluation):

@@ -129,7 +129,8 @@ def agreement_plot(evaluation: Evaluation) -> str:
 
 
 def model_table(evaluation: Evaluation) -> tuple[list[str], list[list[object]]]:
-    """Rank, ID accuracy, every method's estimate, the ranking method's interval, and the truth when known."""
+    """Rank, ID accuracy, every method's estimate, the DIS² bound, auto's calibrated interval, the
+    ranking method's interval, and the truth when known."""
     ranked = evaluation.ranking_method
     result = evaluation.results[ranked]
     truth = evaluation.ood_accuracy
@@ -137,6 +138,9 @@ def model_table(evaluation: Evaluation) -> tuple[list[str], list[list[object]]]:
     header = ["rank", "model", "ID acc", *evaluation.results]
     bound = evaluation.bounds.get("dis2")
     header += ["accuracy at least (dis2)"] if bound is not None else []
+    auto = evaluation.results.get("auto")
+    auto_interval = None if auto is None else auto.interval
+    header += ["auto low (90%)", "auto high (90%)"] if auto_interval is not None else []
     header += [f"{ranked} low", f"{ranked} high", "could be best"] if has_interval else []
     header += ["true OOD acc", f"{ranked} error"] if truth is not None else []
     index = {m: i for i, m in enumerate(evaluation.models)}
@@ -147,6 +151,8 @@ def model_table(evaluation: Evaluation) -> tuple[list[str], list[list[object]]]:
         row += [100 * float(r.ood_accuracy[i]) for r in evaluation.results.values()]
         if bound is not None:
             row.append(100 * float(bound.accuracy_at_least[bound.models.index(entry.name)]))
+        if auto_interval is not None:
+            row += [100 * float(auto_interval[i, 0]), 100 * float(auto_interval[i, 1])]
         if has_interval:
             row += [_pct(entry.low), _pct(entry.high), entry.tied_with_best]
         if truth is not None:
