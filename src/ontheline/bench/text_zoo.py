@@ -305,7 +305,7 @@ def text_zoo_predictions(
 
 def _probe_names(recipe: ProbeRecipe) -> list[str]:
     """The names :class:`~ontheline.zoo.ProbeZoo` gives the recipe's random-head probes, known before training."""
-    from ontheline.zoo.probes import _head_steps
+    from ontheline.zoo.probe_schedule import _head_steps
 
     steps, _ = _head_steps(recipe.steps, recipe.n_models)
     width = len(str(recipe.n_models - 1))
