@@ -35,8 +35,10 @@ PUBLIC_MODULES = {
     "ontheline.research.rewards": None,
     "ontheline.research.rewards.minigrid": "minigrid",
     "ontheline.research.lm": "torch",
+    "ontheline.research.confidence": "torch",
     "ontheline.research.interaction": None,
     "ontheline.research.fm_agl": "torch",
+    "ontheline.research.cpi": "torch",
 }
 
 #: The objects that implement a paper's method, by the public module that exports them.
@@ -93,6 +95,18 @@ PAPER_METHODS = {
         "gde_holding_model",
     ),
     "ontheline.research.fm_agl": ("build_zoo", "paper_finding"),
+    "ontheline.research.confidence": (
+        "confidence_trajectory",
+        "confidence_trajectories",
+        "progressiveness",
+        "classify",
+        "overconfidence",
+        "pcs_weights",
+        "pcs_penalty",
+        "pcs_advantages",
+        "pcs_reward",
+    ),
+    "ontheline.research.cpi": ("conflict_accuracies", "train_theory"),
     "ontheline.research.rewards.minigrid": ("MazeEnv", "DoorsEnv", "q_learning"),
 }
 

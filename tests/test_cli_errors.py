@@ -98,9 +98,9 @@ def test_ontheline_debug_empty_or_0_keeps_the_one_line(capsys, monkeypatch, file
 
 
 def test_a_plain_value_error_deep_inside_estimate_is_a_bug_not_bad_input(capsys, monkeypatch, files):
-    evaluate_module = importlib.import_module("ontheline.evaluate")  # ontheline.evaluate is the function
+    evaluation_module = importlib.import_module("ontheline.evaluation")
     # ranking runs after the files were checked and evaluated: its ValueError cannot be the user's
-    monkeypatch.setattr(evaluate_module, "rank_models", raising(ValueError("no ranking")))
+    monkeypatch.setattr(evaluation_module, "rank_models", raising(ValueError("no ranking")))
     code, out, err = estimate(capsys, files)
     assert out == ""
     assert_bug_line(code, err, "ValueError: no ranking")
