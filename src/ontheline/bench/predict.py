@@ -28,6 +28,7 @@ import numpy as np
 from ontheline._io import atomic_write
 from ontheline._optional import extra
 from ontheline._progress import Progress
+from ontheline._threads import torch_threads
 from ontheline._validation import InputError
 from ontheline.adapt import AdaptConfig, Adapted, source_fingerprint
 from ontheline.bench.config import CONFIGS, SPLIT_FRACTIONS, SPLIT_SEED, BenchConfig
@@ -275,12 +276,8 @@ def _networks(recipe: NetRecipe, dataset: str, train: Split, folder: Path | None
                 f"Retraining {recipe.name(max(recipe.checkpoints))}: saved weights damaged ({exc}).", stacklevel=2
             )
     # One thread, as in the benchmark's workers: the saved checkpoints must not depend on who trained them.
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         models = list(train_net(recipe, train))
-    finally:
-        torch.set_num_threads(previous_threads)
     for model in models:
         with atomic_write(paths[model.name]) as handle:
             torch.save(model.module.state_dict(), handle)

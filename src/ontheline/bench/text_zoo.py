@@ -34,6 +34,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ontheline._progress import Progress
+from ontheline._threads import torch_threads
 from ontheline._validation import InputError, check_number
 from ontheline.bench.text import TextDomain, load_domains, split_domain, vader_folder
 from ontheline.store import Store, StoreError
@@ -93,24 +94,20 @@ class ProbeRecipe:
         from ontheline.zoo.probes import _check_features, train_probes
 
         with extra("torch"):
-            import torch
+            import torch  # noqa: F401 - the torch extra, checked before any work
 
         x = _check_features(features, "features")
         mean, scale = np.zeros(x.shape[1]), np.ones(x.shape[1])
         if self.standardize:
             mean, scale = x.mean(axis=0), x.std(axis=0)
             scale[scale == 0] = 1.0
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with torch_threads(1):
             zoo = train_probes(
                 (x - mean) / scale, labels, n_models=self.n_models if n_models is None else n_models,
                 diversity=diversity, subset_fraction=subset_fraction, steps=self.steps, lr=self.lr,
                 weight_decay=self.weight_decay, batch_size=self.batch_size, optimizer=self.optimizer,
                 init_scale=self.init_scale, seed=self.seed if seed is None else seed,
             )  # fmt: skip
-        finally:
-            torch.set_num_threads(before)
         if not self.standardize:
             return zoo
         # ((x - mean) / scale) @ w + b == x @ (w / scale) + (b - (mean / scale) @ w)

@@ -38,6 +38,7 @@ import numpy as np
 
 from ontheline._optional import extra
 from ontheline._progress import Progress, as_progress
+from ontheline._threads import torch_threads
 from ontheline._validation import InputError, check_number
 from ontheline.store import Store, StoreError, entry_key
 
@@ -341,20 +342,16 @@ def texts_fingerprint(texts: Sequence[str]) -> str:
 def _embed_distinct(texts: list[str], model: Backbone, batch_size: int, progress: Progress, threads: int) -> np.ndarray:
     """Embed longest first (batches of similar lengths pad little), reporting per batch; rows in ``texts`` order."""
     with extra("torch"):
-        import torch
+        import torch  # noqa: F401 - the torch extra, checked before any work
 
     by_length = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     features = np.empty((len(texts), model.dimension), np.float32)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         progress(f"embedding {len(texts)} texts with {model.name}", 0, len(texts))
         for start in range(0, len(texts), batch_size):
             rows = by_length[start : start + batch_size]
             features[rows] = model.encode([texts[i] for i in rows], batch_size=batch_size)
             progress(f"embedding {len(texts)} texts with {model.name}", start + len(rows), len(texts))
-    finally:
-        torch.set_num_threads(before)
     return features
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from ontheline._optional import extra
 from ontheline._progress import Progress
+from ontheline._threads import torch_threads
 from ontheline.research._spread import pm, spread
 from ontheline.research.confidence.experiment import ARMS, TASKS, Settings, run_seed
 
@@ -56,18 +57,14 @@ def run(
     ``seeds`` and ``settings`` override them (the tests run a miniature).
     """
     with extra("torch"), extra("hf"):
-        import torch
+        import torch  # noqa: F401 - the torch extra, checked before any work
         import transformers  # noqa: F401 - the hf extra, checked before any work
 
     s = settings or (QUICK if quick else FULL)
     seeds = seeds or ((0, 1) if quick else (0, 1, 2))
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
     began = time.perf_counter()
-    try:
+    with torch_threads(1):
         runs = [run_seed(seed, s, progress) for seed in seeds]
-    finally:
-        torch.set_num_threads(previous)
     tasks: dict[str, Any] = {}
     for name in TASKS:
         per = [r["tasks"][name] for r in runs]

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ontheline._optional import extra
+from ontheline._threads import torch_threads
 
 
 @dataclass(frozen=True)
@@ -107,12 +108,8 @@ def train_theory(
     unknown = set(c.train) - {"kq", "v", "f"}
     if unknown or not c.train:
         raise ValueError(f"config.train must name some of 'kq', 'v', 'f'; got {c.train!r}.")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return _train(torch, p, augment, c, seed)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _train(torch: Any, p: float, augment: float, c: TheoryConfig, seed: int) -> dict[str, Any]:

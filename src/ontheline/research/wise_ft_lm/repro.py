@@ -34,6 +34,7 @@ import numpy as np
 
 from ontheline._optional import extra
 from ontheline._progress import Progress
+from ontheline._threads import torch_threads
 from ontheline.research._spread import pm, spread
 from ontheline.research.wise_ft_lm.experiment import ALPHAS, KS, Settings, finish_seed, train_seed
 
@@ -58,27 +59,22 @@ def run(
     ``seeds`` and ``settings`` override them (the tests run a miniature).
     """
     with extra("torch"), extra("hf"):
-        import torch
+        import torch  # noqa: F401 - the torch extra, checked before any work
         import transformers  # noqa: F401 - the hf extra, checked before any work
 
     s = settings or (QUICK if quick else FULL)
     seeds = seeds or ((0, 1) if quick else (0, 1, 2))
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
     began = time.perf_counter()
-    try:
-        with tempfile.TemporaryDirectory(prefix="wise-ft-lm-") as root:
-            folders = {seed: Path(root) / f"seed-{seed}" for seed in seeds}
-            trained = [train_seed(seed, s, folders[seed], progress) for seed in seeds]
-            steps = [row["step"] for row in trained[0]["checkpoints"]]
-            key = f"pass@{s.select_k}"
-            validation = {i: float(np.mean([t["checkpoints"][i]["validation"][key] for t in trained]))
-                          for i in range(len(steps))}  # fmt: skip
-            early_index = max(validation, key=lambda i: (validation[i], -i))  # the earliest of ties
-            early_step, late_step = steps[early_index], steps[-1]
-            finished = [finish_seed(seed, s, folders[seed], early_step, late_step, progress) for seed in seeds]
-    finally:
-        torch.set_num_threads(previous)
+    with torch_threads(1), tempfile.TemporaryDirectory(prefix="wise-ft-lm-") as root:
+        folders = {seed: Path(root) / f"seed-{seed}" for seed in seeds}
+        trained = [train_seed(seed, s, folders[seed], progress) for seed in seeds]
+        steps = [row["step"] for row in trained[0]["checkpoints"]]
+        key = f"pass@{s.select_k}"
+        validation = {i: float(np.mean([t["checkpoints"][i]["validation"][key] for t in trained]))
+                      for i in range(len(steps))}  # fmt: skip
+        early_index = max(validation, key=lambda i: (validation[i], -i))  # the earliest of ties
+        early_step, late_step = steps[early_index], steps[-1]
+        finished = [finish_seed(seed, s, folders[seed], early_step, late_step, progress) for seed in seeds]
     late = _spreads([t["checkpoints"][-1]["test"] for t in trained])
     temperature = {
         str(t): late if t == 1.0 else _spreads([f["temperature"][str(t)] for f in finished]) for t in s.temperatures
