@@ -11,6 +11,7 @@ import importlib
 from types import ModuleType
 
 REPROS = {
+    "beyondweb": "ontheline.research.beyondweb.repro",
     "fm-agl": "ontheline.research.fm_agl.repro",
     "gde": "ontheline.research.gde.repro",
     "incremental": "ontheline.research.mcr2.repro_incremental",
@@ -19,6 +20,7 @@ REPROS = {
     "pcs": "ontheline.research.confidence.repro",
     "rewards": "ontheline.research.rewards.repro",
     "sam": "ontheline.research.sam.repro",
+    "spt": "ontheline.research.spt.repro",
     "vmcr2": "ontheline.research.mcr2.repro_vmcr2",
     "wise-ft": "ontheline.research.wise_ft.repro",
     "wise-ft-lm": "ontheline.research.wise_ft_lm.repro",
