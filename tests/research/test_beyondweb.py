@@ -21,11 +21,13 @@ from ontheline.research.beyondweb import (
     make_world,
     mixture,
     parse_facts,
+    question_text,
     rephrase,
     shares,
     synthetic,
     web_corpus,
 )
+from ontheline.research.beyondweb.evaluate import earlier_turns
 from ontheline.research.beyondweb.experiment import packed_rows
 from ontheline.research.beyondweb.mixture import token_weighted_sample
 from ontheline.research.beyondweb.rephrase import statement
@@ -234,7 +236,19 @@ def test_bad_arguments_raise_value_errors_that_name_them(world, web):
         distinct_n(["a b c"], max_ngrams=0)
     with pytest.raises(ValueError, match=r"embeddings must have shape \(n_documents, dimension\)"):
         cosine_diversity(np.ones((1, 3)))
+    with pytest.raises(ValueError, match="1,000 empty in a row"):
+        fill(itertools.repeat(""), 100)
+    with pytest.raises(ValueError, match="tries must be an integer of at least 1"):
+        continuation(web.documents[0], NgramModel(web.documents[:20]), world, seed=0, tries=0)
+    with pytest.raises(ValueError, match="at least 2 distinct facts"):
+        earlier_turns([("Tikeba", "city", "seaport")] * 2)
     assert CONTROL == "continuation"
+
+
+def test_no_earlier_turn_states_the_fact_it_comes_before():
+    facts = [("A", "city", "seaport"), ("A", "city", "seaport"), ("B", "year", "1991")]
+    for (e, a, v), turn in zip(facts, earlier_turns(facts)):
+        assert turn != f"User: {question_text(e, a)}\nAssistant: {v}\n"
 
 
 def test_choice_accuracy_checks_its_prefixes_and_the_model_s_positions(world):

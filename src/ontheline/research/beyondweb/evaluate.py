@@ -124,7 +124,13 @@ def earlier_turns(facts: Sequence[Fact]) -> list[str]:
     ['User: When was Moneste born?\\nAssistant: 1991\\n', 'User: Where does Tikeba live?\\nAssistant: seaport\\n']
     """
     facts = list(facts)
-    shifted = facts[1:] + facts[:1]
+    if len(set(facts)) < 2:
+        raise ValueError(
+            f"earlier_turns needs at least 2 distinct facts (a turn must be about another fact); got {facts!r}."
+        )
+    # the next fact that differs from the asked one, so no conversation states its own answer
+    shifted = [next(facts[(i + k) % len(facts)] for k in range(1, len(facts)) if facts[(i + k) % len(facts)] != f)
+               for i, f in enumerate(facts)]  # fmt: skip
     return [f"User: {question_text(e, a)}\nAssistant: {v}\n" for e, a, v in shifted]
 
 

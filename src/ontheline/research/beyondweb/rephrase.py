@@ -270,6 +270,8 @@ def continuation(
     target = len(document) if characters is None else characters
     if target < 1:
         raise ValueError(f"characters must be at least 1; got {characters!r}.")
+    if isinstance(tries, bool) or not isinstance(tries, (int, np.integer)) or tries < 1:
+        raise ValueError(f"tries must be an integer of at least 1 (draws per sentence); got {tries!r}.")
     rng = np.random.default_rng(seed)
     history = [NgramModel.START] * (model.n - 1) + document.split()
     sentences: list[str] = []

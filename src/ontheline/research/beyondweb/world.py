@@ -116,13 +116,17 @@ def fill(stream: Iterator[str], tokens: int, *, name: str = "tokens") -> list[st
     if not isinstance(tokens, (int, np.integer)) or tokens < 0 or 0 < tokens < SPECIAL_TOKENS + 1:
         raise ValueError(f"{name} must be 0 or an integer of at least {SPECIAL_TOKENS + 1}; got {tokens!r}.")
     out: list[str] = []
-    left = int(tokens)
+    left, empty = int(tokens), 0
     while left > 0:
         doc = next(stream, None)
         if doc is None:
             raise ValueError(f"The documents ran out with {left} of the {tokens} {name} still to fill.")
         if not doc:
+            empty += 1
+            if empty > 1000:  # e.g. continuations that could not avoid stating a fact
+                raise ValueError(f"The documents came 1,000 empty in a row with {left} {name} still to fill.")
             continue
+        empty = 0
         cost, smallest = doc_tokens(doc), SPECIAL_TOKENS + 1
         if cost == left or cost <= left - smallest:  # whole, with room for another document or none needed
             out.append(doc)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import numbers
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -88,6 +89,9 @@ class Config:
     decay: float = field(default=0.2, init=False)  # the lab's WSD decay share (lr_factor's default)
 
     def __post_init__(self) -> None:
+        if not self.deltas or any(not isinstance(d, numbers.Real) or not 0 <= d <= 1 for d in self.deltas):
+            raise ValueError(f"deltas must be fractions in [0, 1] (0.05 for 5%); got {self.deltas!r}.")
+        object.__setattr__(self, "deltas", tuple(float(d) for d in self.deltas))  # 0 and 0.0 name one run
         if self.steps % self.every or any(b % self.every or not 0 < b <= self.steps for b in self.ft_budgets):
             raise ValueError(f"steps and every ft_budget must be multiples of every={self.every} within the run; "
                              f"got steps={self.steps}, ft_budgets={self.ft_budgets}.")  # fmt: skip
@@ -198,7 +202,8 @@ def pretrain(
     domain_tokens = [int(dom_rows[s - 1]) * c.length for s in steps]
     tokens = [s * c.tokens_per_step for s in steps]
     return {"steps": steps, "tokens": tokens, "domain_tokens": domain_tokens,
-            "epochs": [epochs(t, delta, corpus.domain_tokens) for t in tokens], **rows, "states": states}  # fmt: skip
+            "epochs": [epochs(max(t - start * c.tokens_per_step, 0), delta, corpus.domain_tokens) for t in tokens],
+            **rows, "states": states}  # fmt: skip
 
 
 def finetune(state: Any, corpus: Corpus, config: Config, seed: int, lr: float) -> dict[str, Any]:

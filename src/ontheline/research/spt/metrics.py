@@ -85,10 +85,11 @@ def tokens_to_reach(tokens: Any, loss: Any, target: float) -> float:
 def compute_multiplier(tokens: Any, npt_loss: Any, spt_loss: Any, target: float | None = None) -> dict[str, Any]:
     """How many times fewer pretraining tokens SPT needs than NPT to reach a post-finetuning loss.
 
-    ``T_NPT / T_SPT(target)``, with ``T_SPT`` read off the SPT curve by :func:`tokens_to_reach`
-    (interpolation in log T). By default the target is NPT's loss at its largest budget and
-    ``T_NPT`` is that budget (the paper's reading: the tokens SPT needs to match NPT's final
-    model); with an explicit ``target``, ``T_NPT`` is read off the NPT curve the same way.
+    ``T_NPT(target) / T_SPT(target)``, both read off their curves by :func:`tokens_to_reach`
+    (the first budget at which a curve reaches the target, interpolated in log T). The target
+    is NPT's loss at its largest budget by default (the paper's reading: the tokens SPT needs
+    to match NPT's final model). When NPT's curve does not fall, NPT reaches its own final
+    loss before its largest budget, and ``T_NPT`` says so.
 
     Parameters
     ----------
@@ -102,8 +103,9 @@ def compute_multiplier(tokens: Any, npt_loss: Any, spt_loss: Any, target: float 
     dict
         ``{"multiplier", "target", "npt_tokens", "spt_tokens", "lower_bound"}``; ``lower_bound``
         is True when SPT already reaches the target at its first budget (the multiplier is then
-        at least the value given), and the multiplier is ``nan`` when a curve never reaches the
-        target within the budgets.
+        at least the value given). The multiplier is ``nan`` when a curve never reaches the
+        target within the budgets, or when both reach it at the first budget (nothing can be
+        read off then).
 
     Examples
     --------
@@ -114,13 +116,10 @@ def compute_multiplier(tokens: Any, npt_loss: Any, spt_loss: Any, target: float 
     t = _curve("tokens", tokens)
     npt = _curve("npt_loss", npt_loss, len(t))
     spt = _curve("spt_loss", spt_loss, len(t))
-    if target is None:
-        target, tn = float(npt[-1]), float(t[-1])
-    else:
-        target = float(target)
-        tn = tokens_to_reach(t, npt, target)
-    ts = tokens_to_reach(t, spt, target)
-    ratio = tn / ts if np.isfinite(tn) and np.isfinite(ts) else float("nan")
+    target = float(npt[-1]) if target is None else float(target)
+    tn, ts = tokens_to_reach(t, npt, target), tokens_to_reach(t, spt, target)
+    readable = np.isfinite(tn) and np.isfinite(ts) and not (tn == ts == t[0])
+    ratio = tn / ts if readable else float("nan")
     return {"multiplier": float(ratio), "target": target, "npt_tokens": tn, "spt_tokens": ts,
             "lower_bound": bool(np.isfinite(ts) and spt[0] <= target)}  # fmt: skip
 

@@ -27,6 +27,7 @@ seeded permutations of the train split, epoch after epoch.
 from __future__ import annotations
 
 import hashlib
+import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +42,7 @@ DOMAIN_CHARS = ALPHABET[52:76]
 
 
 def _check_fraction(name: str, value: float) -> float:
-    if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) <= 1.0:
         raise ValueError(f"{name} must be a fraction in [0, 1]; got {value!r}. Pass e.g. 0.05 for 5%.")
     return float(value)
 
@@ -333,6 +334,8 @@ def mixed_batches(corpus: Corpus, delta: float, batch_size: int, seed: int, *, s
     _check_count("batch_size", batch_size)
     _check_count("start", start, 0)
     n = len(corpus.domain_train)
+    if n == 0 and delta > 0:
+        raise ValueError(f"corpus has no domain train rows to mix at delta={delta}; build it with n_train >= 1.")
 
     def counts(step: int) -> tuple[int, int]:
         k = np.maximum(np.array([step, step + 1]) - start, 0)
@@ -364,6 +367,8 @@ def domain_batches(rows: np.ndarray, batch_size: int, seed: int) -> Any:
     """
     _check_count("batch_size", batch_size)
     n = len(rows)
+    if n == 0:
+        raise ValueError("rows is empty: finetuning needs at least one domain train row.")
 
     def batch(step: int) -> dict[str, Any]:
         import torch

@@ -97,6 +97,7 @@ def summarize(per_seed: list[dict[str, Any]], c: Config) -> dict[str, Any]:
     tokens = [s * c.tokens_per_step for s in c.budgets]
     npt = keys[deltas.index(0.0)] if 0.0 in deltas else None
     post = {k: _post(per_seed, k, ft_steps) for k in keys}
+    post_val = {k: _post(per_seed, k, ft_steps, "val") for k in keys}
     forget = {k: _post(per_seed, k, ft_steps, "forgetting") for k in keys}
     general_after = {k: _post(per_seed, k, ft_steps, "general") for k in keys}
     out: dict[str, Any] = {
@@ -109,6 +110,7 @@ def summarize(per_seed: list[dict[str, Any]], c: Config) -> dict[str, Any]:
         "entropy": per_seed[0]["entropy"],
         "post_ft_loss": {k: post[k].mean(axis=0).tolist() for k in keys},
         "post_ft_loss_per_seed": {k: post[k].tolist() for k in keys},
+        "post_ft_val_loss": {k: post_val[k].mean(axis=0).tolist() for k in keys},
         "forgetting": {k: forget[k].mean(axis=0).tolist() for k in keys},
         "general_after_ft": {k: general_after[k].mean(axis=0).tolist() for k in keys},
         "ft_chosen_lr": {k: _post(per_seed, k, ft_steps, "lr").tolist() for k in keys},
@@ -131,7 +133,8 @@ def summarize(per_seed: list[dict[str, Any]], c: Config) -> dict[str, Any]:
         out["r_gain_per_seed"] = {k: relative_gain(post[npt][:, last], post[k][:, last]).tolist() for k in keys}
         out["r_gain_by_budget"] = {k: relative_gain(post[npt].mean(0), post[k].mean(0)).tolist() for k in keys}
         spt_keys = [k for k in keys if k != npt]
-        best = min(spt_keys, key=lambda k: post[k].mean(0)[last]) if spt_keys else npt
+        # the delta whose multiplier is reported is chosen on validation, never on the test split
+        best = min(spt_keys, key=lambda k: post_val[k].mean(0)[last]) if spt_keys else npt
         cm = compute_multiplier(ft_tokens, post[npt].mean(0), post[best].mean(0)) if len(ft_tokens) > 1 else None
         out["compute_multiplier"] = cm["multiplier"] if cm else float("nan")
         out["compute_multiplier_detail"] = {"delta": float(best), **(cm or {})}
@@ -187,11 +190,16 @@ def law_summary(out: dict[str, Any], c: Config) -> dict[str, Any]:
     if len(spt) >= 2:
         full = fit_law(tokens, spt, *curves(spt))
         summary["all_deltas"] = full.to_dict()
-        ft_tokens = np.array(out["budgets"], dtype=float)
-        if len(ft_tokens) >= 2:
+        # only the constant-rate finetuning budgets: the law describes those checkpoints, not the decayed last one
+        kept = [i for i, t in enumerate(out["budgets"]) if t in pt["tokens"][:n]]
+        ft_tokens = np.array([out["budgets"][i] for i in kept], dtype=float)
+        if len(ft_tokens) < 2:
+            summary["best_delta_predicted_note"] = "fewer than 2 finetuning budgets before the learning-rate decay"
+        else:
             at = [pt["tokens"].index(int(t)) for t in ft_tokens]
             corrections = {d: fit_correction(ft_tokens, np.array(pt[str(d)]["domain_test"])[at]
-                                             - np.array(out["post_ft_loss"][str(d)]), t_ref=full.t_ref) for d in spt}  # fmt: skip
+                                             - np.array(out["post_ft_loss"][str(d)])[kept], t_ref=full.t_ref)
+                           for d in spt}  # fmt: skip
             grid = np.round(np.arange(0.01, 0.2501, 0.01), 4)
             summary["best_delta_predicted"] = {str(int(t)): optimal_delta(full, t, grid, corrections)[0]
                                                for t in ft_tokens}  # fmt: skip
@@ -203,7 +211,7 @@ def goals(out: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The issue's three SPT goals, each ``{"met": bool, ...the numbers}``."""
     g: dict[str, dict[str, Any]] = {}
     if "r_gain" in out:
-        npt = "0.0"
+        npt = next(k for k in out["r_gain"] if float(k) == 0.0)
         forget_npt = out["forgetting"][npt][-1]
         cands = {k: {"r_gain": v, "forgetting": out["forgetting"][k][-1]} for k, v in out["r_gain"].items() if k != npt}
         winners = [k for k, v in cands.items() if v["r_gain"] > 0.5 and v["forgetting"] < forget_npt]
