@@ -19,6 +19,16 @@ def _runs(**qa_ppl):
     return {"runs": {name: {"qa_accuracy": q, "web_ppl": p} for name, (q, p) in qa_ppl.items()}}
 
 
+def test_a_context_too_short_for_the_evaluation_is_refused_before_any_training():
+    pytest.importorskip("torch", reason="the torch extra, which make test installs")
+    from dataclasses import replace
+
+    from ontheline.research.beyondweb.experiment import run_seed
+
+    with pytest.raises(ValueError, match=r"context must hold the longest evaluation row, \d+ tokens; got 40"):
+        run_seed(replace(TINY, context=40), seed=0, progress=lambda *a: pytest.fail("it trained"))
+
+
 def test_the_runs_are_the_issue_s_seven():
     assert list(RUNS) == NAMES
 

@@ -12,6 +12,7 @@ from ontheline.research.spt import (
     compute_multiplier,
     domain_rows_per_step,
     epochs,
+    fit_correction,
     fit_law,
     forgetting,
     make_corpus,
@@ -190,6 +191,19 @@ def test_fit_law_refuses_delta_zero_and_says_why():
         fit_law(TOKENS, [0.02, 0.05, 0.1], train.T, test)
 
 
+def test_the_law_s_functions_name_a_bad_argument():
+    with pytest.raises(ValueError, match="t_ref must be a finite positive number"):
+        fit_law(TOKENS, DELTAS[:3], *_noisy(DELTAS[:3]), t_ref=0.0)
+    with pytest.raises(ValueError, match="delta must be one fraction"):
+        overfitting_onset(TRUTH, 1.5)
+    with pytest.raises(ValueError, match="delta must be one fraction"):
+        overfitting_onset(TRUTH, np.array([0.1, 0.2]))
+    with pytest.raises(ValueError, match="tokens must be positive and drop finite"):
+        fit_correction([1e5, 1e6], [0.1, np.nan])
+    with pytest.raises(ValueError, match=r"budget \(tokens\) must be a finite positive number; got '1e7'"):
+        recommend_delta(TOKENS, DELTAS[:3], *_noisy(DELTAS[:3]), budget="1e7")
+
+
 def test_the_measured_onset_is_the_minimum_of_the_curve_refined_in_log_t():
     t = np.geomspace(1e4, 1e9, 30)
     assert measured_onset(t, TRUTH.test(t, 0.2)) == pytest.approx(overfitting_onset(TRUTH, 0.2), rel=0.05)
@@ -213,5 +227,5 @@ def test_recommend_delta_with_finetuned_losses_subtracts_the_finetuning_drop():
     assert rec.delta == pytest.approx(plain.delta) and rec.predicted_loss == pytest.approx(
         plain.predicted_loss - 0.1, abs=1e-3
     )
-    with pytest.raises(ValueError, match="budget must be a positive number of tokens"):
+    with pytest.raises(ValueError, match=r"budget \(tokens\) must be a finite positive number"):
         recommend_delta(TOKENS, DELTAS, train, test, 0)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ontheline._progress import Progress
 from ontheline.research.beyondweb.diversity import distinct_n, embedding_diversity
-from ontheline.research.beyondweb.evaluate import choice_accuracy, earlier_turns, perplexity
+from ontheline.research.beyondweb.evaluate import chat_prompt, choice_accuracy, earlier_turns, perplexity
 from ontheline.research.beyondweb.facts import fact_set
 from ontheline.research.beyondweb.mixture import RUNS, mixture, token_weighted_sample
 from ontheline.research.beyondweb.rephrase import NgramModel
@@ -157,12 +157,23 @@ def train_run(
     return out
 
 
+def _check_prompts_fit(config: Config, data: dict[str, Any]) -> None:
+    """Refuse, before any training, a context too short for the longest evaluation row (second-turn chat QA)."""
+    values = data["world"].attributes
+    longest = 1 + max(len(turn) + len(chat_prompt(e, a)) + max(map(len, values[a]))
+                      for (e, a, _), turn in zip(data["facts"], earlier_turns(data["facts"])))  # fmt: skip
+    if longest > config.context:
+        raise ValueError(f"context must hold the longest evaluation row, {longest} tokens; got {config.context}. "
+                         "Raise Config.context.")  # fmt: skip
+
+
 def run_seed(
     config: Config, seed: int, runs: tuple[str, ...] = tuple(RUNS), progress: Progress | None = None
 ) -> dict[str, Any]:
     """Every run of one seed, with what they share (the web, the budget, the evaluated facts)."""
     began = time.perf_counter()
     data = setup(config, seed)
+    _check_prompts_fit(config, data)
     web = data["web"]
     out: dict[str, Any] = {
         "web_tokens": web.tokens,

@@ -24,6 +24,7 @@ root of ``dL_test/dT`` (closed form). :func:`recommend_delta` does all of it for
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +84,13 @@ class Law:
     def to_dict(self) -> dict[str, Any]:
         return {"params": {k: float(v) for k, v in self.params.items()}, "t_ref": float(self.t_ref),
                 "r2": float(self.r2), "r2_test": float(self.r2_test)}  # fmt: skip
+
+
+def _positive(name: str, value: Any) -> float:
+    """``value`` as a float, refused unless it is a finite positive number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(float(value)) or value <= 0:
+        raise ValueError(f"{name} must be a finite positive number; got {value!r}.")
+    return float(value)
 
 
 def _b(ps: float, pg: float, delta: np.ndarray) -> np.ndarray:
@@ -160,7 +168,7 @@ def fit_law(tokens: Any, deltas: Any, train_loss: Any, test_loss: Any, *, t_ref:
     from scipy.optimize import least_squares
 
     t, d, tr, te = _grid(tokens, deltas, train_loss, test_loss)
-    t_ref = float(np.exp(np.log(t).mean())) if t_ref is None else float(t_ref)
+    t_ref = float(np.exp(np.log(t).mean())) if t_ref is None else _positive("t_ref", t_ref)
     x, dd = np.meshgrid(t / t_ref, d)
 
     def residuals(p: np.ndarray) -> np.ndarray:
@@ -202,6 +210,8 @@ def overfitting_onset(law: Law, delta: float) -> float:
     >>> round(overfitting_onset(law, 1.0), 6)  # x**1 = 1 * 0.5 / (1 * 0.5): x = 1
     1.0
     """
+    if isinstance(delta, bool) or not isinstance(delta, numbers.Real) or not 0 <= delta <= 1:
+        raise ValueError(f"delta must be one fraction in [0, 1] (0.05 for 5%); got {delta!r}.")
     p = law._p()
     d = np.asarray(delta, dtype=float)
     u, v = _b(p[1], p[2], d), _b(p[10], p[11], d)
@@ -249,10 +259,15 @@ def fit_correction(tokens: Any, drop: Any, *, t_ref: float = 1.0) -> tuple[float
     """
     from scipy.optimize import least_squares
 
-    t = np.asarray(tokens, dtype=float) / t_ref
+    t = np.asarray(tokens, dtype=float) / _positive("t_ref", t_ref)
     y = np.asarray(drop, dtype=float)
     if t.ndim != 1 or y.shape != t.shape or len(t) < 2:
-        raise ValueError(f"tokens and drop must be 1-D arrays of the same length >= 2; got {t.shape} and {y.shape}.")
+        raise ValueError(
+            f"tokens and drop must be 1-D arrays of the same length >= 2; got {t.shape} and {y.shape}. "
+            "Pass one drop per finetuned budget, at two budgets or more."
+        )
+    if not (np.all(t > 0) and np.all(np.isfinite(y))):
+        raise ValueError("tokens must be positive and drop finite; check the budgets and the measured losses.")
     if len(t) == 2:  # two points: a line in log T is all the data says
         b = 0.0
         slope = (y[1] - y[0]) / np.log(t[1] / t[0])
@@ -388,15 +403,14 @@ def recommend_delta(
     >>> rec.delta == optimal_delta(truth, 1e7)[0]
     True
     """
-    if not budget > 0:
-        raise ValueError(f"budget must be a positive number of tokens; got {budget!r}.")
+    budget = _positive("budget (tokens)", budget)
     law = fit_law(tokens, deltas, train_loss, test_loss)
     corrections = None
     if post_ft_loss is not None:
         post = np.asarray(post_ft_loss, dtype=float)
         te = np.asarray(test_loss, dtype=float)
-        if post.shape != te.shape:
-            raise ValueError(f"post_ft_loss must have the shape of test_loss {te.shape}; got {post.shape}.")
+        if post.shape != te.shape or not np.all(np.isfinite(post)):
+            raise ValueError(f"post_ft_loss must be finite, with the shape of test_loss {te.shape}; got {post.shape}.")
         corrections = {float(d): fit_correction(tokens, te[i] - post[i], t_ref=law.t_ref) for i, d in enumerate(deltas)}
     grid = np.arange(0.005, 0.3001, 0.005) if grid is None else np.asarray(grid, dtype=float)
     best, loss = optimal_delta(law, budget, grid, corrections)
