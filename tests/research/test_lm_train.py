@@ -126,6 +126,22 @@ def test_training_uses_one_thread_by_default_and_restores_the_setting():
     assert seen == [1] and torch.get_num_threads() == before
 
 
+def test_stop_ends_the_run_after_the_first_step_it_returns_true_with_that_step_s_weights():
+    import copy
+
+    asked, seen = [], []
+    stopped = _model()
+    result = train(stopped, DATA[:8], steps=10, batch_size=4, progress=lambda m, d, t: seen.append(d),
+                   stop=lambda done: asked.append(done) or done == 3)  # fmt: skip
+    assert len(result.losses) == 3 and asked == seen == [1, 2, 3]
+    full, at_three = _model(), {}
+    train(full, DATA[:8], steps=10, batch_size=4,
+          progress=lambda m, d, t: at_three.update(copy.deepcopy(full.state_dict())) if d == 3 else None)  # fmt: skip
+    reference = _model()
+    reference.load_state_dict(at_three)
+    assert _same(stopped, reference) and not _same(stopped, full)
+
+
 def test_a_batch_function_can_feed_the_loop_directly():
     ids = torch.tensor([[TOK.bos_id, *TOK.encode("abcabcabc"), TOK.eos_id]] * 4)
 

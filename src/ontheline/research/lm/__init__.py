@@ -12,7 +12,7 @@ inversion), sized to pretrain, finetune and sample in minutes on 2 CPU cores:
   :func:`digit_sums`, :func:`markov_text`, :class:`FactWorld`, :func:`answer_of`, and
   :func:`split` / :func:`check_disjoint` for held-out parts that share no prompt;
 - :mod:`~ontheline.research.lm.train`: :func:`train` (AdamW, warm-up and decay, clipping,
-  SFT on completions, checkpoints, exact resume) and :func:`mean_loss`, with the schedules
+  SFT on completions, checkpoints, exact resume, early stopping) and :func:`mean_loss`, with the schedules
   (:mod:`~ontheline.research.lm.schedules`: :func:`lr_factor`), the rows and batches
   (:mod:`~ontheline.research.lm.batches`) and the checkpoint files
   (:mod:`~ontheline.research.lm.checkpoints`) in modules of their own;

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,7 @@ def train(
     resume: bool = True,
     threads: int = 1,
     progress: Progress | None = None,
+    stop: Callable[[int], bool] | None = None,
 ) -> TrainResult:
     """Train a causal language model in place with AdamW; pretraining and SFT alike.
 
@@ -160,6 +161,10 @@ def train(
         that several runs share the cores without contention.
     progress : callable, optional
         Called as ``progress("train: loss 1.234", done, steps)`` after every step.
+    stop : callable, optional
+        Called as ``stop(done)`` after every step (after ``progress``); the run ends early after
+        the first step for which it returns True (early stopping). A checkpoint is written then
+        only if one was due at that step.
 
     Returns
     -------
@@ -239,6 +244,8 @@ def train(
                     write_checkpoint(folder, step + 1, model, optimizer, losses, norms, settings)
                 if progress is not None:
                     progress(f"train: loss {losses[-1]:.4f}", step + 1, steps)
+                if stop is not None and stop(step + 1):
+                    break
             seconds = time.perf_counter() - began
     finally:
         torch.set_num_threads(previous_threads)

@@ -17,7 +17,6 @@ chosen. The domain test split is never used to choose anything.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import numbers
 import time
@@ -153,10 +152,6 @@ def _losses(model: Any, corpus: Corpus) -> dict[str, float]:
     }
 
 
-class _Stop(Exception):
-    """Raised from the progress hook to end a finetuning run early."""
-
-
 def new_model(config: Config, seed: int) -> Any:
     """A fresh tiny GPT for the lab's character tokenizer, ``length`` positions."""
     from ontheline.research.lm import CharTokenizer, tiny_gpt
@@ -224,20 +219,19 @@ def finetune(state: Any, corpus: Corpus, config: Config, seed: int, lr: float) -
     best = {"val": before["domain_val"], "step": 0, "state": copy.deepcopy(model.state_dict())}
     curve = [(0, before["domain_val"])]
 
-    def hook(message: str, done: int, total: int) -> None:
-        if done % c.ft_eval_every:
-            return
-        val = row_loss(model, corpus.domain_val)
-        curve.append((done, val))
-        if val < best["val"]:
-            best.update(val=val, step=done, state=copy.deepcopy(model.state_dict()))
-        elif done - best["step"] >= c.patience * c.ft_eval_every:
-            raise _Stop
+    def evaluate(message: str, done: int, total: int) -> None:
+        if done % c.ft_eval_every == 0:
+            val = row_loss(model, corpus.domain_val)
+            curve.append((done, val))
+            if val < best["val"]:
+                best.update(val=val, step=done, state=copy.deepcopy(model.state_dict()))
 
-    with contextlib.suppress(_Stop):  # early stopping: the hook ends the run
-        train(model, domain_batches(corpus.domain_train, c.batch_size, seed), steps=c.ft_max_steps, lr=lr,
-              warmup=min(10, c.ft_max_steps), schedule="wsd", batch_size=c.batch_size, seed=seed, threads=1,
-              progress=hook)  # fmt: skip
+    def patience_spent(done: int) -> bool:
+        return done - best["step"] >= c.patience * c.ft_eval_every
+
+    train(model, domain_batches(corpus.domain_train, c.batch_size, seed), steps=c.ft_max_steps, lr=lr,
+          warmup=min(10, c.ft_max_steps), schedule="wsd", batch_size=c.batch_size, seed=seed, threads=1,
+          progress=evaluate, stop=patience_spent)  # fmt: skip
     model.load_state_dict(best["state"])
     after = _losses(model, corpus)
     return {"lr": lr, "best_step": best["step"], "val": after["domain_val"], "test": after["domain_test"],
