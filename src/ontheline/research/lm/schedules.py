@@ -33,7 +33,7 @@ def lr_factor(
     if schedule == "constant":
         return 1.0
     if schedule == "wsd":
-        start = max(warmup, steps - max(1, round(decay * steps)))
+        start = wsd_decay_start(steps, warmup, decay)
         if step < start:
             return 1.0
         p = (step - start) / max(1, steps - start)
@@ -44,4 +44,15 @@ def lr_factor(
     return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
 
 
-__all__ = ["SCHEDULES", "lr_factor"]
+def wsd_decay_start(steps: int, warmup: int, decay: float = 0.2) -> int:
+    """The first (0-based) step of WSD's decay: checkpoints up to this step are constant-rate models.
+
+    Examples
+    --------
+    >>> wsd_decay_start(1600, 50)
+    1280
+    """
+    return max(warmup, steps - max(1, round(decay * steps)))
+
+
+__all__ = ["SCHEDULES", "lr_factor", "wsd_decay_start"]

@@ -27,7 +27,9 @@ import numpy as np
 
 from ontheline._optional import extra
 from ontheline._progress import Progress
+from ontheline.research.lm.schedules import wsd_decay_start
 from ontheline.research.lm.tokenizer import ALPHABET
+from ontheline.research.spt.metrics import forgetting
 from ontheline.research.spt.mixer import (
     Corpus,
     domain_batches,
@@ -100,7 +102,7 @@ class Config:
     @property
     def decay_steps(self) -> range:
         """The 0-based optimizer steps whose learning rate decays (a checkpoint after any of them, but the last, is no budget)."""
-        return range(max(self.warmup, self.steps - max(1, round(self.decay * self.steps))), self.steps)
+        return range(wsd_decay_start(self.steps, self.warmup, self.decay), self.steps)
 
     @property
     def budgets(self) -> list[int]:
@@ -243,7 +245,7 @@ def finetune_grid(state: Any, corpus: Corpus, config: Config, seed: int) -> dict
     """:func:`finetune` at every learning rate of ``ft_lrs``; the run with the best validation loss is chosen."""
     runs = [finetune(state, corpus, config, seed, lr) for lr in config.ft_lrs]
     chosen = min(runs, key=lambda r: (r["val"], r["lr"]))
-    return {**{k: v for k, v in chosen.items() if k != "curve"}, "forgetting": chosen["general"] - chosen["general_before"],
+    return {**{k: v for k, v in chosen.items() if k != "curve"}, "forgetting": forgetting(chosen["general_before"], chosen["general"]),
             "grid": [{k: v for k, v in r.items() if k != "curve"} for r in runs]}  # fmt: skip
 
 

@@ -130,7 +130,7 @@ def _grid(tokens: Any, deltas: Any, train_loss: Any, test_loss: Any) -> tuple[np
     return tuple(out)
 
 
-def _starts(t: np.ndarray, d: np.ndarray, tr: np.ndarray, te: np.ndarray) -> list[np.ndarray]:
+def _starts(d: np.ndarray, tr: np.ndarray, te: np.ndarray) -> list[np.ndarray]:
     floor = float(tr.min()) * 0.8
     span = max(float(tr.max() - tr.min()), 1e-3)
     gap = max(float((te - tr).mean()), 1e-3)
@@ -179,7 +179,7 @@ def fit_law(tokens: Any, deltas: Any, train_loss: Any, test_loss: Any, *, t_ref:
         ).ravel()
 
     best = None
-    for p0 in _starts(t, d, tr, te):
+    for p0 in _starts(d, tr, te):
         r = least_squares(residuals, p0, bounds=(_LOWER, _UPPER), method="trf", x_scale="jac", max_nfev=400,
                           ftol=1e-12, xtol=1e-12, gtol=1e-12)  # fmt: skip
         if best is None or r.cost < best.cost:
@@ -315,6 +315,15 @@ def optimal_delta(
     Post-finetuning loss when ``corrections`` are given (:func:`predict_post_ft`), else the
     pretraining test loss ``L_test``. The grid defaults to 0.5% to 30% in steps of 0.5%.
     """
+    grid, losses = _predicted(law, tokens, grid, corrections)
+    i = int(np.argmin(losses))
+    return float(grid[i]), float(losses[i])
+
+
+def _predicted(
+    law: Law, tokens: float, grid: Any, corrections: Mapping[float, Sequence[float]] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The delta grid (0.5% to 30% by default) and the predicted loss at each of its deltas, budget ``tokens``."""
     grid = np.arange(0.005, 0.3001, 0.005) if grid is None else np.asarray(grid, dtype=float)
     if grid.ndim != 1 or len(grid) == 0 or np.any((grid <= 0) | (grid > 1)):
         raise ValueError(f"grid must be a non-empty 1-D array of fractions in (0, 1]; got {grid!r}.")
@@ -322,8 +331,7 @@ def optimal_delta(
         losses = np.array([float(np.ravel(predict_post_ft(law, corrections, [tokens], d))[0]) for d in grid])
     else:
         losses = np.array([float(law.test(tokens, d)) for d in grid])
-    i = int(np.argmin(losses))
-    return float(grid[i]), float(losses[i])
+    return grid, losses
 
 
 @dataclass(frozen=True)
@@ -412,14 +420,10 @@ def recommend_delta(
         if post.shape != te.shape or not np.all(np.isfinite(post)):
             raise ValueError(f"post_ft_loss must be finite, with the shape of test_loss {te.shape}; got {post.shape}.")
         corrections = {float(d): fit_correction(tokens, te[i] - post[i], t_ref=law.t_ref) for i, d in enumerate(deltas)}
-    grid = np.arange(0.005, 0.3001, 0.005) if grid is None else np.asarray(grid, dtype=float)
-    best, loss = optimal_delta(law, budget, grid, corrections)
-    if corrections:
-        curve = np.array([float(np.ravel(predict_post_ft(law, corrections, [budget], d))[0]) for d in grid])
-    else:
-        curve = np.array([float(law.test(budget, d)) for d in grid])
+    grid, curve = _predicted(law, budget, grid, corrections)
+    i = int(np.argmin(curve))
     onsets = {float(d): overfitting_onset(law, float(d)) for d in deltas}
-    return Recommendation(best, loss, float(budget), law, grid, curve, onsets)
+    return Recommendation(float(grid[i]), float(curve[i]), budget, law, grid, curve, onsets)
 
 
 __all__ = ["PARAMS", "Law", "Recommendation", "correction", "fit_correction", "fit_law", "measured_onset",
