@@ -30,9 +30,9 @@ from ontheline.research.beyondweb import (
 from ontheline.research.beyondweb.evaluate import earlier_turns
 from ontheline.research.beyondweb.experiment import packed_rows
 from ontheline.research.beyondweb.mixture import token_weighted_sample
-from ontheline.research.beyondweb.rephrase import statement
 from ontheline.research.beyondweb.world import heldout_web, web_documents
 from ontheline.research.lm import ALPHABET
+from ontheline.research.lm.tasks.facts import phrase
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_the_parser_reads_every_phrasing_of_every_fact_back(world):
         for attribute, values in world.attributes.items():
             for value, template in itertools.product(values[:3], range(3)):
                 fact = (entity, attribute, value)
-                assert parse_facts(f"Some words. {statement(fact, template)} More words.", world) == [fact]
+                assert parse_facts(f"Some words. {phrase(*fact, template)} More words.", world) == [fact]
                 assert parse_facts(world.statement(entity, attribute, value, template=template), world) == [fact]
 
 

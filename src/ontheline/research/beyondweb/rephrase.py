@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ontheline.research.beyondweb.facts import Fact, parse_facts, question_text
-from ontheline.research.lm.tasks import STATEMENTS
+from ontheline.research.lm.tasks.facts import phrase
 
 #: The fact-preserving strategies, in the order the diverse mixture lists them.
 STRATEGIES = ("summary", "qa", "chat", "tutorial")
@@ -39,19 +39,6 @@ _TUTORIAL_OPENERS = ("In this lesson we learn about {names}.", "Let us study {na
 _TUTORIAL_STEPS = ("First, ", "Next, ", "Also, ", "Then, ", "Moreover, ", "Finally, ")
 _TUTORIAL_CLOSERS = ("Remember these facts about {names}.", "That is what to know about {names}.",
                      "Now you know {names} better.")  # fmt: skip
-
-
-def statement(fact: Fact, template: int = 0) -> str:
-    """One sentence stating ``fact`` in one of the world's phrasings (``template`` modulo their number).
-
-    Examples
-    --------
-    >>> statement(("Tikeba", "job", "pilot"), template=1)
-    'By trade, Tikeba is a pilot.'
-    """
-    entity, attribute, value = fact
-    forms = STATEMENTS.get(attribute, ("The {a} of {e} is {v}.",))
-    return forms[template % len(forms)].format(e=entity, v=value, a=attribute)
 
 
 def _rotated(facts: Sequence[Fact], variant: int) -> list[Fact]:
@@ -98,7 +85,7 @@ def qa_pairs(facts: Sequence[Fact], variant: int = 0) -> str:
     A: Tikeba lives in seaport.
     """
     ordered = _rotated(facts, variant)
-    return "\n".join(f"Q: {question_text(e, a)}\nA: {statement((e, a, v), variant + i)}"
+    return "\n".join(f"Q: {question_text(e, a)}\nA: {phrase(e, a, v, variant + i)}"
                      for i, (e, a, v) in enumerate(ordered))  # fmt: skip
 
 
@@ -131,7 +118,7 @@ def tutorial(facts: Sequence[Fact], variant: int = 0) -> str:
     for i, fact in enumerate(ordered):
         last = i == len(ordered) - 1 and i > 0
         step = _TUTORIAL_STEPS[0 if i == 0 else -1 if last else 1 + (i - 1) % (len(_TUTORIAL_STEPS) - 2)]
-        said = statement(fact, variant + i)
+        said = phrase(*fact, variant + i)
         if said.startswith("The ") or said.startswith("By "):
             said = said[0].lower() + said[1:]
         sentences.append(step + said)
@@ -297,4 +284,4 @@ def continuation(
 
 
 __all__ = ["CONTROL", "REPHRASERS", "STRATEGIES", "NgramModel", "continuation", "conversation", "qa_pairs",
-           "rephrase", "statement", "summary", "tutorial"]  # fmt: skip
+           "rephrase", "summary", "tutorial"]  # fmt: skip

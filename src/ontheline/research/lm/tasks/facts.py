@@ -38,6 +38,18 @@ _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z",
 _VOWELS = ("a", "e", "i", "o", "u")
 
 
+def phrase(entity: str, attribute: str, value: str, template: int = 0) -> str:
+    """One sentence saying that ``entity``'s ``attribute`` is ``value``, in phrasing ``template`` (modulo their number).
+
+    Examples
+    --------
+    >>> phrase("Tikeba", "job", "pilot", template=1)
+    'By trade, Tikeba is a pilot.'
+    """
+    forms = STATEMENTS.get(attribute, ("The {a} of {e} is {v}.",))
+    return forms[template % len(forms)].format(e=entity, v=value, a=attribute)
+
+
 class FactWorld:
     """Seeded entities with one value per attribute, stated in documents and asked about in questions.
 
@@ -114,9 +126,7 @@ class FactWorld:
         >>> FactWorld(3, seed=0).statement("Tikeba", "job", "pilot", template=1)
         'By trade, Tikeba is a pilot.'
         """
-        forms = STATEMENTS.get(attribute, ("The {a} of {e} is {v}.",))
-        value = self.values[entity, attribute] if value is None else value
-        return forms[template % len(forms)].format(e=entity, v=value, a=attribute)
+        return phrase(entity, attribute, self.values[entity, attribute] if value is None else value, template)
 
     def question(self, entity: str, attribute: str) -> Example:
         """The closed-book question about one fact; the answer is the world's value.
@@ -249,4 +259,4 @@ class FactWorld:
         return chosen
 
 
-__all__ = ["ATTRIBUTES", "QUESTIONS", "STATEMENTS", "FactWorld"]
+__all__ = ["ATTRIBUTES", "QUESTIONS", "STATEMENTS", "FactWorld", "phrase"]
