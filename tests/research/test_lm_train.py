@@ -142,6 +142,12 @@ def test_stop_ends_the_run_after_the_first_step_it_returns_true_with_that_step_s
     assert _same(stopped, reference) and not _same(stopped, full)
 
 
+def test_an_early_stop_checkpoints_the_step_it_stopped_at(tmp_path):
+    result = train(_model(), DATA[:8], steps=10, batch_size=4, checkpoint_every=4, checkpoint_dir=tmp_path,
+                   stop=lambda done: done == 6)  # fmt: skip
+    assert [p.name for p in result.checkpoints] == ["step-00000004", "step-00000006"]
+
+
 def test_a_batch_function_can_feed_the_loop_directly():
     ids = torch.tensor([[TOK.bos_id, *TOK.encode("abcabcabc"), TOK.eos_id]] * 4)
 

@@ -116,7 +116,7 @@ def choice_accuracy(
 
 
 def earlier_turns(facts: Sequence[Fact]) -> list[str]:
-    """For each fact, a chat turn about the next fact of the list (cyclically): a conversation to ask it in.
+    """For each fact, a chat turn about the next fact of the list (cyclically) that asks another question.
 
     Examples
     --------
@@ -124,12 +124,13 @@ def earlier_turns(facts: Sequence[Fact]) -> list[str]:
     ['User: When was Moneste born?\\nAssistant: 1991\\n', 'User: Where does Tikeba live?\\nAssistant: seaport\\n']
     """
     facts = list(facts)
-    if len(set(facts)) < 2:
+    if len({f[:2] for f in facts}) < 2:
         raise ValueError(
-            f"earlier_turns needs at least 2 distinct facts (a turn must be about another fact); got {facts!r}."
+            f"earlier_turns needs facts about at least 2 questions (a turn must ask another); got {facts!r}."
         )
-    # the next fact that differs from the asked one, so no conversation states its own answer
-    shifted = [next(facts[(i + k) % len(facts)] for k in range(1, len(facts)) if facts[(i + k) % len(facts)] != f)
+    # the next fact that asks another question, so no conversation asks (or answers) the asked one
+    n = len(facts)
+    shifted = [next(facts[(i + k) % n] for k in range(1, n) if facts[(i + k) % n][:2] != f[:2])
                for i, f in enumerate(facts)]  # fmt: skip
     return [f"User: {question_text(e, a)}\nAssistant: {v}\n" for e, a, v in shifted]
 

@@ -163,8 +163,9 @@ def train(
         Called as ``progress("train: loss 1.234", done, steps)`` after every step.
     stop : callable, optional
         Called as ``stop(done)`` after every step (after ``progress``); the run ends early after
-        the first step for which it returns True (early stopping). A checkpoint is written then
-        only if one was due at that step.
+        the first step for which it returns True (early stopping), and with a ``checkpoint_dir``
+        that step is checkpointed. Resuming a stopped run (its checkpoint) trains on towards
+        ``steps``.
 
     Returns
     -------
@@ -245,6 +246,8 @@ def train(
                 if progress is not None:
                     progress(f"train: loss {losses[-1]:.4f}", step + 1, steps)
                 if stop is not None and stop(step + 1):
+                    if folder is not None and not due:  # the returned model is the last checkpoint
+                        write_checkpoint(folder, step + 1, model, optimizer, losses, norms, settings)
                     break
             seconds = time.perf_counter() - began
     finally:

@@ -90,7 +90,8 @@ class Config:
     decay: float = field(default=0.2, init=False)  # the lab's WSD decay share (lr_factor's default)
 
     def __post_init__(self) -> None:
-        if not self.deltas or any(not isinstance(d, numbers.Real) or not 0 <= d <= 1 for d in self.deltas):
+        if not self.deltas or any(isinstance(d, bool) or not isinstance(d, numbers.Real) or not 0 <= d <= 1
+                                  for d in self.deltas):  # fmt: skip
             raise ValueError(f"deltas must be fractions in [0, 1] (0.05 for 5%); got {self.deltas!r}.")
         object.__setattr__(self, "deltas", tuple(float(d) for d in self.deltas))  # 0 and 0.0 name one run
         if self.steps % self.every or any(b % self.every or not 0 < b <= self.steps for b in self.ft_budgets):

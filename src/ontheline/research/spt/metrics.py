@@ -101,9 +101,10 @@ def compute_multiplier(tokens: Any, npt_loss: Any, spt_loss: Any, target: float 
     Returns
     -------
     dict
-        ``{"multiplier", "target", "npt_tokens", "spt_tokens", "lower_bound"}``; ``lower_bound``
-        is True when SPT already reaches the target at its first budget (the multiplier is then
-        at least the value given). The multiplier is ``nan`` when a curve never reaches the
+        ``{"multiplier", "target", "npt_tokens", "spt_tokens", "lower_bound", "upper_bound"}``;
+        ``lower_bound`` is True when SPT already reaches the target at its first budget (the
+        multiplier is then at least the value given), ``upper_bound`` when NPT does and SPT
+        does not (at most the value given). The multiplier is ``nan`` when a curve never reaches the
         target within the budgets, or when both reach it at the first budget (nothing can be
         read off then).
 
@@ -121,7 +122,8 @@ def compute_multiplier(tokens: Any, npt_loss: Any, spt_loss: Any, target: float 
     readable = np.isfinite(tn) and np.isfinite(ts) and not (tn == ts == t[0])
     ratio = tn / ts if readable else float("nan")
     return {"multiplier": float(ratio), "target": target, "npt_tokens": tn, "spt_tokens": ts,
-            "lower_bound": bool(np.isfinite(ts) and spt[0] <= target)}  # fmt: skip
+            "lower_bound": bool(readable and spt[0] <= target),
+            "upper_bound": bool(readable and npt[0] <= target and ts > t[0])}  # fmt: skip
 
 
 def forgetting(general_before: Any, general_after: Any) -> Any:
